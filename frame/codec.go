@@ -126,6 +126,8 @@ func (c *Codec) Decode(pdu []byte, h *Header) (payload []byte, err error) {
 	h.Ack = binary.BigEndian.Uint64(pdu[offAck:])
 	h.TxnID = binary.BigEndian.Uint64(pdu[offTxnID:])
 	h.NumSACK = numSACK
+	// Clear blocks past NumSACK so a reused Header compares equal to a fresh one.
+	h.SACK = [MaxSACK]SACKBlock{}
 	for i := range numSACK {
 		o := HeaderLen + i*SACKBlockLen
 		s := binary.BigEndian.Uint32(pdu[o:])

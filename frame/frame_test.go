@@ -375,3 +375,24 @@ func TestStrings(t *testing.T) {
 		t.Errorf("flags = %q", s)
 	}
 }
+
+func TestDecodeIntoReusedHeaderClearsSACK(t *testing.T) {
+	var c frame.Codec
+	with := sampleHeader(frame.TypeAck, frame.FlagAckValid, 3)
+	without := sampleHeader(frame.TypeAck, frame.FlagAckValid, 0)
+	p1, _ := c.Append(nil, &with, nil)
+	p2, _ := c.Append(nil, &without, nil)
+	var reused, fresh frame.Header
+	if _, err := c.Decode(p1, &reused); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Decode(p2, &reused); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Decode(p2, &fresh); err != nil {
+		t.Fatal(err)
+	}
+	if reused != fresh {
+		t.Fatalf("reused header kept stale SACK blocks: %+v", reused.SACK)
+	}
+}

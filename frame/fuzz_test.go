@@ -89,7 +89,7 @@ func FuzzRoundTrip(f *testing.F) {
 			h.SACK[i] = frame.SACKBlock{Start: ack + start, End: ack + start + uint64(i) + 1}
 		}
 		if ack > ^uint64(0)-1<<33 {
-			h.NumSACK = 0 // blocks would overflow the sequence space
+			h.NumSACK, h.SACK = 0, [frame.MaxSACK]frame.SACKBlock{} // blocks would overflow the sequence space
 		}
 		pdu, err := c.Append(nil, &h, payload)
 		if len(payload) > frame.MaxPayload {
