@@ -1,0 +1,201 @@
+package l2transport
+
+import (
+	"context"
+	"errors"
+	"hash/maphash"
+	"math/rand/v2"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+)
+
+func connConfig(node uint64) SessionConfig {
+	cfg := baseConfig(node, uint32(node*10))
+	cfg.MaxPDU = 0 // from the link
+	return cfg
+}
+
+// TestConnOverFaultyMemLink runs two Conns over a lossy, reordering MemLink in
+// a synctest bubble: real goroutines and timers, fake time.
+func TestConnOverFaultyMemLink(t *testing.T) {
+	seed := testSeed(t)
+	n := 3000
+	if raceEnabled {
+		n = 600
+	}
+	synctest.Test(t, func(t *testing.T) {
+		f := Faults{Loss: 0.05, Duplicate: 0.02, Reorder: 0.02, Corrupt: 0.01, Delay: 200 * time.Microsecond, Jitter: 100 * time.Microsecond}
+		la, lb := NewMemPair(1500, f, f, seed)
+		rng := rand.New(rand.NewPCG(seed, 7))
+		want := make([]uint64, n)
+		msgs := make([][]byte, n)
+		for i := range msgs {
+			size := 1 + rng.IntN(200)
+			if rng.IntN(20) == 0 {
+				size = 1 + rng.IntN(100_000)
+			}
+			msgs[i] = make([]byte, size)
+			for j := range msgs[i] {
+				msgs[i][j] = byte(rng.Uint32())
+			}
+			want[i] = maphash.Bytes(hashSeed, msgs[i])
+		}
+		var got int
+		var mismatch error
+		done := make(chan struct{})
+		var events sync.Map
+		b, err := NewConn(lb, connConfig(2), WithHandler(func(m Message) {
+			if got < n && (maphash.Bytes(hashSeed, m.Data) != want[got] || m.TxnID != uint64(got)) && mismatch == nil {
+				mismatch = errors.New("message out of order or corrupted")
+			}
+			got++
+			if got == n {
+				close(done)
+			}
+		}), WithEventHandler(func(ev Event) { events.Store(ev.Kind, true) }))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := NewConn(la, connConfig(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ctx := context.Background()
+		for i, m := range msgs {
+			if err := a.Send(ctx, m, uint64(i)); err != nil {
+				t.Fatalf("send %d: %v", i, err)
+			}
+		}
+		select {
+		case <-done:
+		case <-time.After(5 * time.Minute):
+			t.Fatalf("seed %d: %d of %d delivered; A %+v; B %+v", seed, got, n, a.Stats(), b.Stats())
+		}
+		if mismatch != nil {
+			t.Fatalf("seed %d: %v", seed, mismatch)
+		}
+		if _, ok := events.Load(EventEstablished); !ok {
+			t.Error("no Established event")
+		}
+		st := a.Stats()
+		ls := la.Stats()
+		t.Logf("A: %d frames, %d retransmits, SRTT %v; link: lost %d dup %d corrupt %d reordered %d", st.FramesSent, st.Retransmits, st.SRTT, ls.Lost, ls.Duplicated, ls.Corrupted, ls.Reordered)
+		if ls.Lost == 0 || st.Retransmits == 0 {
+			t.Error("faults were configured but nothing was lost or retransmitted")
+		}
+		a.Close()
+		b.Close()
+		if err := a.Send(ctx, []byte("x"), 0); !errors.Is(err, ErrConnClosed) {
+			t.Errorf("Send after Close: %v", err)
+		}
+	})
+}
+
+// TestConnBackpressure: a receiver that does not read makes Send block, and
+// honour its context, instead of queueing without bound.
+func TestConnBackpressure(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		la, lb := NewMemPair(1500, Faults{Delay: 100 * time.Microsecond}, Faults{Delay: 100 * time.Microsecond}, 1)
+		b, err := NewConn(lb, connConfig(2), WithRecvQueue(16))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := NewConn(la, connConfig(1))
+		if err != nil {
+			t.Fatal(err)
+		}
+		msg := make([]byte, 1000)
+		var sent int
+		for {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			err := a.Send(ctx, msg, 0)
+			cancel()
+			if err != nil {
+				if !errors.Is(err, context.DeadlineExceeded) {
+					t.Fatalf("send: %v", err)
+				}
+				break
+			}
+			sent++
+			if sent > 100_000 {
+				t.Fatal("Send never blocked on a receiver that does not read")
+			}
+		}
+		st := a.Stats()
+		if st.QueuedBytes > baseConfig(1, 1).SendBuffer {
+			t.Fatalf("queued %d bytes", st.QueuedBytes)
+		}
+		// Reading drains everything that was accepted.
+		for i := range sent {
+			ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+			if _, err := b.Recv(ctx); err != nil {
+				t.Fatalf("recv %d of %d: %v", i, sent, err)
+			}
+			cancel()
+		}
+		t.Logf("%d messages accepted before Send blocked; %d queued bytes", sent, st.QueuedBytes)
+		a.Close()
+		b.Close()
+	})
+}
+
+func TestMemLink(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		a, b := NewMemPair(100, Faults{Delay: time.Millisecond}, Faults{}, 1)
+		b.SetQueueLen(4)
+		buf := []byte("hello")
+		if n, err := a.WriteBatch([][]byte{buf, buf, buf, buf, buf, buf}); n != 6 || err != nil {
+			t.Fatalf("write: %d %v", n, err)
+		}
+		buf[0] = 'j' // the link copied
+		pkts := make([]Packet, 8)
+		for i := range pkts {
+			pkts[i].Buf = make([]byte, 100)
+		}
+		start := time.Now()
+		n, err := b.ReadBatch(pkts)
+		if err != nil || n != 4 || string(pkts[0].Buf[:pkts[0].N]) != "hello" {
+			t.Fatalf("read: %d %v %q", n, err, pkts[0].Buf[:pkts[0].N])
+		}
+		if d := time.Since(start); d != time.Millisecond {
+			t.Errorf("delivered after %v, want the 1ms delay", d)
+		}
+		if st := b.Stats(); st.RingDrops != 2 || st.Received != 4 {
+			t.Errorf("stats %+v, want 2 ring drops and 4 received", st)
+		}
+		// Deadline.
+		b.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
+		if _, err := b.ReadBatch(pkts); !errors.Is(err, errMemDeadline) {
+			t.Errorf("read past deadline: %v", err)
+		}
+		b.SetReadDeadline(time.Time{})
+		// Oversize.
+		if _, err := a.WriteBatch([][]byte{make([]byte, 101)}); !errors.Is(err, ErrPDUTooLarge) {
+			t.Errorf("oversize write: %v", err)
+		}
+		// Partition.
+		a.SetPartitioned(true)
+		a.WriteBatch([][]byte{buf})
+		if st := a.Stats(); st.PartitionDrops != 1 {
+			t.Errorf("partition drops %d", st.PartitionDrops)
+		}
+		a.SetPartitioned(false)
+		// Close unblocks a reader.
+		errc := make(chan error)
+		go func() {
+			_, err := b.ReadBatch(pkts)
+			errc <- err
+		}()
+		synctest.Wait()
+		b.Close()
+		if err := <-errc; !errors.Is(err, ErrClosed) {
+			t.Errorf("read after close: %v", err)
+		}
+		if _, err := b.WriteBatch([][]byte{buf}); !errors.Is(err, ErrClosed) {
+			t.Errorf("write after close: %v", err)
+		}
+		a.Close()
+	})
+}

@@ -1,0 +1,1242 @@
+package l2transport
+
+import (
+	"cmp"
+	"encoding/binary"
+	"fmt"
+	"slices"
+	"time"
+
+	"github.com/swha/swha/frame"
+)
+
+// Session is the reliable stream core: a pure state machine with no goroutines,
+// clocks or sockets, in the style of etcd-io/raft's RawNode. Inputs are Send,
+// Step (a received PDU) and Tick (time passing); outputs are collected with Ready
+// and released with Advance. A Session is not safe for concurrent use; a driver
+// (Conn) serialises calls.
+//
+// Protocol summary (the byte layouts are in docs/ARCHITECTURE.md):
+//
+//   - Handshake. Hello and HelloAck carry the sender's epoch (header Epoch), its
+//     initial sequence number ISN (header Seq) and a 16-byte payload: the peer
+//     epoch and peer ISN the sender last saw (4+8 bytes) and its receive window in
+//     frames (4 bytes). A side becomes established when it receives a Hello or
+//     HelloAck that echoes its own epoch and ISN; every Hello is answered with a
+//     HelloAck, and a side that just became established sends one HelloAck
+//     unprompted so that the peer completes without waiting for its Hello timer.
+//   - Restart. A Hello from a newer peer epoch (RFC 1982 comparison) discards the
+//     old stream on this side: unacknowledged sends and undelivered receives are
+//     dropped and reported in EventPeerRestarted, and the new stream starts at an
+//     ISN above every sequence number used so far. Frames of the peer's epoch with
+//     a sequence number below its current ISN belong to an older stream and are
+//     dropped (DropStaleStream); this is why an Ack frame carries the sender's
+//     next sequence number in Seq.
+//   - Data. Small messages are batched (FlagBatch: 16-bit length + bytes per
+//     record, one transaction per frame); larger ones are fragmented with
+//     FragOffset and FlagLastFragment. Every Data frame piggybacks the cumulative
+//     ack and up to four SACK blocks.
+//   - Flow control. The receiver advertises a window W in frames in the payload of
+//     Ack (4 bytes, big-endian) and of Hello/HelloAck: the sender may send sequence
+//     numbers below Ack+W. Data frames carry no window, so the receiver sends a
+//     standalone Ack whenever the edge the sender knows leaves less than half a
+//     window of room and a larger one is available.
+type Session struct {
+	cfg        SessionConfig
+	codec      *frame.Codec
+	payloadMax int // largest Data payload, leaving room for four SACK blocks
+	now        time.Time
+
+	// Handshake state.
+	peerNode     uint64
+	peerEpoch    uint32 // 0 until the first Hello
+	peerISN      uint64 // the peer's ISN: tentative until established
+	established  bool
+	isn          uint64
+	needHello    bool
+	needHelloAck bool
+	helloAt      time.Time // next Hello while not established
+	lastHello    time.Time
+
+	// Send side. sq is a ring of frames for sequence numbers sndUna,
+	// sndUna+1, ...: the first sndNxt-sndUna were sent, the rest are queued.
+	sq           []sendFrame
+	sqHead       int
+	sqLen        int
+	sndUna       uint64
+	sndNxt       uint64
+	sndLimit     uint64 // the peer accepts sequence numbers below this
+	peerWnd      uint64
+	ackRequested bool // an AckRequest is outstanding for this window
+	queuedBytes  int
+	bufFree      [][]byte
+	maxFree      int
+	retxQ        []uint64
+	retxHead     int
+	highSacked   uint64    // one past the highest SACKed sequence number
+	rackSent     time.Time // send time of the newest frame known delivered
+	rtoAt        time.Time
+	retxAt       time.Time // when the oldest outstanding retransmission counts as lost
+	probeAt      time.Time
+	needProbe    bool
+	backoffs     int
+	rto          time.Duration
+	srtt         time.Duration
+	rttvar       time.Duration
+	hasRTT       bool
+	lastSent     time.Time
+
+	// Receive side. ooo is a ring of out-of-order frames indexed by seq&oooMask.
+	rcvNext     uint64
+	ooo         []recvSlot
+	oooMask     uint64
+	oooCount    int
+	oooBytes    int
+	rcvFree     [][]byte
+	sacks       []sackRange // received ranges above rcvNext, ascending
+	sackClock   uint64
+	sackOrder   []int // scratch: sacks indices, most recently changed first
+	sackDirty   bool  // blocks changed since the last standalone ack
+	lossDirty   bool  // new SACK information: run loss detection
+	reasm       []byte
+	reasmTxn    uint64
+	reasmActive bool
+	reasmSkip   bool // a fragment went missing from the message: skip to the next one
+	unackedRecv int
+	ackAt       time.Time
+	needAck     bool
+	advEdge     uint64 // rcvNext+window as last advertised
+
+	// Liveness.
+	heardAny      bool
+	lastHeard     time.Time
+	silent        bool
+	needKeepalive bool
+
+	// Output, valid until Advance.
+	outBuf         []byte
+	outFrames      [][]byte
+	outReturned    int
+	events         []Event
+	eventsReturned int
+	pend           msgSet // messages collected since the last Ready
+	held           msgSet // messages returned by Ready, not yet released
+	msgsOut        bool
+
+	h      frame.Header // decode scratch
+	oh     frame.Header // encode scratch
+	hello  [helloLen]byte
+	ackPay [ackLen]byte
+	stats  SessionStats
+}
+
+type sendFrame struct {
+	payload []byte
+	sentAt  time.Time
+	txn     uint64
+	fragOff uint32
+	flags   frame.Flags // FlagBatch and FlagLastFragment only
+	msgs    int32       // messages that end in this frame
+	pooled  bool        // payload came from bufFree
+	sacked  bool
+	retx    bool // sent more than once: no RTT sample (Karn's rule)
+	queued  bool // in retxQ
+	fast    bool // queued by loss detection rather than by the RTO
+	lost    bool // already marked lost since the last timeout
+}
+
+// sackRange is a received range with the time (a counter) it last changed, so
+// that acks report the freshest ranges first, as TCP receivers do: a range the
+// sender has not heard of is then one whose every report was lost.
+type sackRange struct {
+	frame.SACKBlock
+	changed uint64
+}
+
+type recvSlot struct {
+	present bool
+	seq     uint64
+	txn     uint64
+	fragOff uint32
+	flags   frame.Flags
+	buf     []byte
+}
+
+type msgSet struct {
+	arena []byte
+	msgs  []Message
+	owned int // bytes of reassembled messages that live outside arena
+}
+
+func (m *msgSet) bytes() int { return len(m.arena) + m.owned }
+
+func (m *msgSet) reset() {
+	if m.owned > 0 {
+		clear(m.msgs) // let the collector have the big reassembly buffers
+	}
+	m.arena = m.arena[:0]
+	m.msgs = m.msgs[:0]
+	m.owned = 0
+}
+
+// Ready is the output of a Session: frames to transmit in order, messages
+// delivered in order, and events. The slices are valid until Advance.
+type Ready struct {
+	Frames   [][]byte
+	Messages []Message
+	Events   []Event
+}
+
+// NewSession returns a Session for cfg.
+func NewSession(cfg SessionConfig) (*Session, error) {
+	c, err := cfg.withDefaults()
+	if err != nil {
+		return nil, err
+	}
+	s := &Session{cfg: c, codec: frame.NewCodec(c.Keyring)}
+	s.payloadMax = c.MaxPDU - frame.Len(frame.MaxSACK, 0, c.Keyring != nil)
+	if s.payloadMax > frame.MaxPayload {
+		s.payloadMax = frame.MaxPayload
+	}
+	s.peerNode = c.PeerNodeID
+	s.isn = 1
+	s.sndUna, s.sndNxt, s.sndLimit = s.isn, s.isn, s.isn
+	s.sq = make([]sendFrame, 256)
+	ring := 1
+	for ring < c.RecvWindow {
+		ring <<= 1
+	}
+	s.ooo = make([]recvSlot, ring)
+	s.oooMask = uint64(ring - 1)
+	s.maxFree = c.SendBuffer/s.payloadMax + 16
+	s.rto = c.InitialRTO
+	s.needHello = true
+	return s, nil
+}
+
+// MaxPayload is the largest Data payload per frame; messages up to MaxPayload-2
+// bytes are batched, larger ones fragmented.
+func (s *Session) MaxPayload() int { return s.payloadMax }
+
+// Established reports whether the handshake has completed with the current peer.
+func (s *Session) Established() bool { return s.established }
+
+// QueuedBytes is the payload bytes queued or in flight; Send refuses more than
+// SendBuffer.
+func (s *Session) QueuedBytes() int { return s.queuedBytes }
+
+// QueuedFrames is the frames queued or in flight.
+func (s *Session) QueuedFrames() int { return s.sqLen }
+
+// Writable reports whether Send would accept a message of n bytes now.
+func (s *Session) Writable(n int) bool {
+	return s.queuedBytes == 0 || s.queuedBytes+n+2 <= s.cfg.SendBuffer
+}
+
+// Send queues msg, copying it, as one message of transaction txnID. It returns
+// ErrBackpressure when the send buffer is full and ErrMessageTooLarge for a
+// message over MaxMessage. Messages sent before the handshake completes wait for
+// it.
+func (s *Session) Send(msg []byte, txnID uint64) error {
+	n := len(msg)
+	if n > s.cfg.MaxMessage {
+		return fmt.Errorf("%w: %d bytes, limit %d", ErrMessageTooLarge, n, s.cfg.MaxMessage)
+	}
+	batch := n+2 <= s.payloadMax
+	cost := n
+	if batch {
+		cost += 2
+	}
+	if s.queuedBytes > 0 && s.queuedBytes+cost > s.cfg.SendBuffer {
+		s.stats.Backpressure++
+		return ErrBackpressure
+	}
+	s.queuedBytes += cost
+	s.stats.MessagesSent++
+	if batch {
+		if s.sqLen > int(s.sndNxt-s.sndUna) {
+			// The newest frame has not been sent yet: coalesce into it if it is a
+			// batch of the same transaction with room left.
+			f := s.sqAt(s.sqLen - 1)
+			if f.flags&frame.FlagBatch != 0 && f.txn == txnID && len(f.payload)+cost <= s.payloadMax {
+				f.payload = binary.BigEndian.AppendUint16(f.payload, uint16(n))
+				f.payload = append(f.payload, msg...)
+				f.msgs++
+				return nil
+			}
+		}
+		f := s.sqPush()
+		f.payload = binary.BigEndian.AppendUint16(s.getBuf(), uint16(n))
+		f.payload = append(f.payload, msg...)
+		f.pooled = true
+		f.txn = txnID
+		f.flags = frame.FlagBatch | frame.FlagLastFragment
+		f.msgs = 1
+		return nil
+	}
+	// One copy of the whole message; the fragments alias it, so a large message
+	// costs one allocation rather than one per frame.
+	buf := make([]byte, n)
+	copy(buf, msg)
+	for off := 0; off < n; off += s.payloadMax {
+		end := min(off+s.payloadMax, n)
+		f := s.sqPush()
+		f.payload = buf[off:end:end]
+		f.fragOff = uint32(off)
+		f.txn = txnID
+		if end == n {
+			f.flags = frame.FlagLastFragment
+			f.msgs = 1
+		}
+	}
+	return nil
+}
+
+func (s *Session) getBuf() []byte {
+	if n := len(s.bufFree); n > 0 {
+		b := s.bufFree[n-1]
+		s.bufFree = s.bufFree[:n-1]
+		return b
+	}
+	return make([]byte, 0, s.payloadMax)
+}
+
+func (s *Session) sqAt(i int) *sendFrame { return &s.sq[(s.sqHead+i)&(len(s.sq)-1)] }
+
+func (s *Session) frameBySeq(seq uint64) *sendFrame { return s.sqAt(int(seq - s.sndUna)) }
+
+func (s *Session) sqPush() *sendFrame {
+	if s.sqLen == len(s.sq) {
+		grown := make([]sendFrame, 2*len(s.sq))
+		for i := range s.sqLen {
+			grown[i] = *s.sqAt(i)
+		}
+		s.sq, s.sqHead = grown, 0
+	}
+	f := s.sqAt(s.sqLen)
+	s.sqLen++
+	*f = sendFrame{}
+	return f
+}
+
+// sqPop releases the frame at sndUna; the caller advances sndUna.
+func (s *Session) sqPop() {
+	f := &s.sq[s.sqHead]
+	s.queuedBytes -= len(f.payload)
+	if f.pooled && len(s.bufFree) < s.maxFree {
+		s.bufFree = append(s.bufFree, f.payload[:0])
+	}
+	*f = sendFrame{}
+	s.sqHead = (s.sqHead + 1) & (len(s.sq) - 1)
+	s.sqLen--
+}
+
+// Step consumes one received PDU at time now. It returns the codec's error for a
+// frame that does not decode (already counted in Stats); every other refusal is
+// counted by DropReason and returns nil. Step copies what it keeps, so pdu may
+// be reused as soon as it returns.
+func (s *Session) Step(pdu []byte, now time.Time) error {
+	s.now = now
+	s.stats.FramesReceived++
+	s.stats.BytesReceived += uint64(len(pdu))
+	payload, err := s.codec.Decode(pdu, &s.h)
+	if err != nil {
+		if fe, ok := err.(frame.Error); ok && int(fe) < len(s.stats.DecodeErrors) {
+			s.stats.DecodeErrors[fe]++
+		}
+		return err
+	}
+	h := &s.h
+	switch {
+	case h.NodeID == s.cfg.LocalNodeID:
+		s.drop(DropSelf)
+		return nil
+	case s.peerNode != 0 && h.NodeID != s.peerNode:
+		s.drop(DropWrongNode)
+		return nil
+	}
+	switch h.Type {
+	case frame.TypeHello, frame.TypeHelloAck:
+		s.onHello(h, payload)
+	case frame.TypeData, frame.TypeAck:
+		s.onStream(h, payload)
+	default:
+		s.drop(DropUnhandledType)
+	}
+	return nil
+}
+
+func (s *Session) drop(r DropReason) { s.stats.Drops[r]++ }
+
+// epochNewer compares epochs in RFC 1982 serial arithmetic, so that a boot
+// counter may wrap.
+func epochNewer(a, b uint32) bool { return int32(a-b) > 0 }
+
+func (s *Session) onHello(h *frame.Header, payload []byte) {
+	if len(payload) < helloLen {
+		s.drop(DropMalformed)
+		return
+	}
+	seenEpoch := binary.BigEndian.Uint32(payload[0:])
+	seenISN := binary.BigEndian.Uint64(payload[4:])
+	wnd := binary.BigEndian.Uint32(payload[12:])
+	if s.peerEpoch != 0 && h.Epoch != s.peerEpoch {
+		if !epochNewer(h.Epoch, s.peerEpoch) {
+			s.drop(DropStaleEpoch)
+			return
+		}
+		s.restart(h.Epoch)
+	}
+	if s.peerEpoch == 0 {
+		s.peerEpoch = h.Epoch
+		if s.peerNode == 0 {
+			s.peerNode = h.NodeID
+		}
+	}
+	s.heard()
+	if h.Type == frame.TypeHello {
+		s.needHelloAck = true
+	}
+	if s.established {
+		return
+	}
+	s.peerISN = h.Seq
+	if seenEpoch == s.cfg.Epoch && seenISN == s.isn {
+		s.establish(uint64(wnd))
+		// Tell the peer at once that we have its ISN, rather than leave it to
+		// its Hello timer.
+		s.needHelloAck = true
+	}
+}
+
+func (s *Session) establish(wnd uint64) {
+	s.established = true
+	s.rcvNext = s.peerISN
+	s.advEdge = s.rcvNext + uint64(s.rcvWnd())
+	s.peerWnd = wnd
+	s.sndLimit = s.sndUna + wnd
+	s.events = append(s.events, Event{Kind: EventEstablished, At: s.now, PeerNodeID: s.peerNode, PeerEpoch: s.peerEpoch})
+}
+
+// restart throws away the stream with the old peer incarnation.
+func (s *Session) restart(newEpoch uint32) {
+	ev := Event{Kind: EventPeerRestarted, At: s.now, PeerNodeID: s.peerNode, PeerEpoch: newEpoch, OldPeerEpoch: s.peerEpoch,
+		SentBefore: s.stats.MessagesSent}
+	var lastTxn uint64
+	for i := range s.sqLen {
+		f := s.sqAt(i)
+		ev.DiscardedMessages += int(f.msgs)
+		ev.DiscardedBytes += int64(len(f.payload))
+		if f.txn != 0 && f.txn != lastTxn {
+			ev.DiscardedTxns = append(ev.DiscardedTxns, f.txn)
+			lastTxn = f.txn
+		}
+	}
+	for s.sqLen > 0 {
+		s.sqPop()
+	}
+	// The new ISN is above every sequence number already used (Ack frames carry
+	// sndNxt), which is what lets the new peer tell our old frames apart.
+	s.isn = s.sndNxt + 1
+	s.sndUna, s.sndNxt, s.sndLimit = s.isn, s.isn, s.isn
+	s.sqHead = 0
+	s.retxQ, s.retxHead = s.retxQ[:0], 0
+	s.highSacked = 0
+	s.ackRequested = false
+	s.rtoAt, s.retxAt, s.probeAt = time.Time{}, time.Time{}, time.Time{}
+	s.needProbe = false
+	s.backoffs = 0
+	s.rttRTO()
+
+	ev.RecvDiscarded = len(s.pend.msgs)
+	if s.reasmActive {
+		ev.RecvDiscarded++
+	}
+	s.pend.reset()
+	s.reasm, s.reasmActive, s.reasmSkip = nil, false, false
+	for i := range s.ooo {
+		s.freeSlot(&s.ooo[i])
+	}
+	s.sacks = s.sacks[:0]
+	s.unackedRecv, s.ackAt, s.needAck = 0, time.Time{}, false
+
+	s.established = false
+	s.peerEpoch = newEpoch
+	s.peerISN = 0
+	s.needHello = true
+	s.stats.PeerRestarts++
+	s.events = append(s.events, ev)
+}
+
+func (s *Session) freeSlot(sl *recvSlot) {
+	if !sl.present {
+		return
+	}
+	s.oooCount--
+	s.oooBytes -= len(sl.buf)
+	if len(s.rcvFree) < len(s.ooo) {
+		s.rcvFree = append(s.rcvFree, sl.buf[:0])
+	}
+	*sl = recvSlot{}
+}
+
+func (s *Session) heard() {
+	s.lastHeard = s.now
+	s.heardAny = true
+	if s.silent {
+		s.silent = false
+		s.events = append(s.events, Event{Kind: EventPeerAlive, At: s.now, PeerNodeID: s.peerNode, PeerEpoch: s.peerEpoch})
+	}
+}
+
+// helloSoon asks for an early Hello when the peer behaves as if established but
+// we are not, rate-limited to one per MinRTO.
+func (s *Session) helloSoon() {
+	if s.now.Sub(s.lastHello) >= s.cfg.MinRTO {
+		s.needHello = true
+	}
+}
+
+func (s *Session) onStream(h *frame.Header, payload []byte) {
+	if s.peerEpoch == 0 {
+		s.drop(DropNotEstablished)
+		return
+	}
+	if h.Epoch != s.peerEpoch {
+		if epochNewer(h.Epoch, s.peerEpoch) {
+			s.drop(DropUnknownEpoch)
+			s.helloSoon()
+		} else {
+			s.drop(DropStaleEpoch)
+		}
+		return
+	}
+	if !s.established {
+		s.drop(DropNotEstablished)
+		s.helloSoon()
+		return
+	}
+	if h.Seq < s.peerISN {
+		s.drop(DropStaleStream)
+		return
+	}
+	if h.Flags&frame.FlagAckValid != 0 && !s.onAck(h, payload) {
+		return
+	}
+	s.heard()
+	if h.Type == frame.TypeData {
+		s.onData(h, payload)
+	} else if h.Flags&frame.FlagAckRequest != 0 {
+		s.needAck = true
+	}
+}
+
+// onAck processes the acknowledgment fields; false means the frame is bogus.
+func (s *Session) onAck(h *frame.Header, payload []byte) bool {
+	ack := h.Ack
+	if ack > s.sndNxt {
+		s.drop(DropBadAck)
+		return false
+	}
+	if ack < s.sndUna {
+		return true // an old ack overtaken by a newer one
+	}
+	// newest is the send time of the most recently sent frame this ack reports
+	// delivered for the first time, excluding retransmitted ones (Karn's rule).
+	// It gives the RTT sample, and lost retransmissions are detected against it.
+	var newest time.Time
+	if ack > s.sndUna {
+		if f := s.frameBySeq(ack - 1); !f.retx && !f.sacked {
+			newest = f.sentAt
+		}
+		for s.sndUna < ack {
+			s.sqPop()
+			s.sndUna++
+		}
+		s.ackRequested = false
+		s.backoffs = 0
+		if s.sndNxt > s.sndUna {
+			s.rtoAt = s.now.Add(s.rto)
+		} else {
+			s.rtoAt, s.retxAt = time.Time{}, time.Time{}
+		}
+	}
+	if h.Type == frame.TypeAck && len(payload) >= ackLen {
+		s.peerWnd = uint64(binary.BigEndian.Uint32(payload))
+		s.sndLimit = ack + s.peerWnd
+	}
+	newSack := false
+	for _, b := range h.SACK[:h.NumSACK] {
+		lo, hi := max(b.Start, s.sndUna), min(b.End, s.sndNxt)
+		for seq := lo; seq < hi; seq++ {
+			if f := s.frameBySeq(seq); !f.sacked {
+				f.sacked = true
+				newSack = true
+				if !f.retx && f.sentAt.After(newest) {
+					newest = f.sentAt
+				}
+			}
+		}
+		if hi > s.highSacked {
+			s.highSacked = hi
+		}
+	}
+	// Only a frame sent after everything already known delivered gives a sample:
+	// an older one was reported late (its SACK block did not fit earlier, or its
+	// ack was lost) and would inflate the RTT.
+	if newest.After(s.rackSent) {
+		s.rttSample(s.now.Sub(newest))
+		s.rackSent = newest
+	}
+	if newSack {
+		// Detect losses in build, once all the acks that arrived together are
+		// in: each reports only four ranges, and judging on the first alone
+		// would call the others' frames lost.
+		s.lossDirty = true
+	}
+	return true
+}
+
+// detectLoss marks as lost, RFC 6675 style, every unacknowledged frame with at
+// least DupThresh SACKed frames above it, and queues it for retransmission.
+func (s *Session) detectLoss() {
+	if s.highSacked <= s.sndUna {
+		return
+	}
+	above := 0
+	reo := max(s.srtt/4, s.cfg.MinRTO/8) // reordering tolerance
+	for i := int(s.highSacked-s.sndUna) - 1; i >= 0; i-- {
+		f := s.sqAt(i)
+		if f.sacked {
+			above++
+			continue
+		}
+		switch {
+		case above >= s.cfg.DupThresh && !f.lost:
+			f.lost, f.fast = true, true
+			s.queueRetx(s.sndUna+uint64(i), f)
+		case f.lost && f.retx && !f.queued && f.sentAt.Add(reo).Before(s.rackSent):
+			// RACK (RFC 8985) for retransmissions: a frame sent well after this
+			// retransmission has arrived, so the retransmission was lost too.
+			f.fast = true
+			s.queueRetx(s.sndUna+uint64(i), f)
+		}
+	}
+}
+
+func (s *Session) queueRetx(seq uint64, f *sendFrame) {
+	if f.queued {
+		return
+	}
+	f.queued = true
+	s.retxQ = append(s.retxQ, seq)
+}
+
+func (s *Session) rttSample(r time.Duration) {
+	if r <= 0 {
+		r = time.Microsecond
+	}
+	if !s.hasRTT {
+		s.srtt, s.rttvar, s.hasRTT = r, r/2, true
+	} else {
+		d := s.srtt - r
+		if d < 0 {
+			d = -d
+		}
+		s.rttvar = (3*s.rttvar + d) / 4
+		s.srtt = (7*s.srtt + r) / 8
+	}
+	s.rttRTO()
+}
+
+// rttRTO recomputes the RTO from the estimates (RFC 6298), dropping any backoff.
+// The granularity term is AckDelay because a delayed ack can add that much.
+func (s *Session) rttRTO() {
+	if !s.hasRTT {
+		s.rto = s.cfg.InitialRTO
+		return
+	}
+	s.rto = min(max(s.srtt+max(s.cfg.AckDelay, 4*s.rttvar), s.cfg.MinRTO), s.cfg.MaxRTO)
+}
+
+func (s *Session) onData(h *frame.Header, payload []byte) {
+	if h.Flags&frame.FlagAckRequest != 0 {
+		s.needAck = true
+	}
+	seq := h.Seq
+	if seq < s.rcvNext {
+		s.drop(DropDuplicate)
+		s.needAck = true // our ack was probably lost
+		return
+	}
+	off := seq - s.rcvNext
+	// The hard memory bound holds even against a sender that ignores the window.
+	if off >= uint64(s.cfg.RecvWindow) || s.heldBytes() >= s.cfg.RecvBuffer+s.cfg.RecvWindow*s.payloadMax {
+		s.drop(DropOutOfWindow)
+		s.needAck = true
+		return
+	}
+	if off > 0 {
+		sl := &s.ooo[seq&s.oooMask]
+		if sl.present {
+			s.drop(DropDuplicate)
+			s.needAck = true
+			return
+		}
+		var buf []byte
+		if n := len(s.rcvFree); n > 0 {
+			buf, s.rcvFree = s.rcvFree[n-1], s.rcvFree[:n-1]
+		}
+		*sl = recvSlot{present: true, seq: seq, txn: h.TxnID, fragOff: h.FragOffset, flags: h.Flags, buf: append(buf, payload...)}
+		s.oooCount++
+		s.oooBytes += len(payload)
+		s.sackInsert(seq)
+		s.sackDirty = true
+		s.needAck = true // SACK news drives the sender's fast retransmit
+		return
+	}
+	s.consume(h.Flags, h.TxnID, h.FragOffset, payload)
+	s.rcvNext++
+	if s.oooCount > 0 || len(s.sacks) > 0 {
+		for s.oooCount > 0 {
+			sl := &s.ooo[s.rcvNext&s.oooMask]
+			if !sl.present || sl.seq != s.rcvNext {
+				break
+			}
+			s.consume(sl.flags, sl.txn, sl.fragOff, sl.buf)
+			s.freeSlot(sl)
+			s.rcvNext++
+		}
+		s.sackTrim()
+		s.sackDirty = true
+		s.needAck = true // a hole was filled: tell the sender now
+		return
+	}
+	s.unackedRecv++
+	if s.unackedRecv >= s.cfg.AckEvery {
+		s.needAck = true
+	} else if s.ackAt.IsZero() {
+		s.ackAt = s.now.Add(s.cfg.AckDelay)
+	}
+}
+
+// sackInsert adds seq to the sorted, disjoint received ranges.
+func (s *Session) sackInsert(seq uint64) {
+	s.sackClock++
+	i := 0
+	for i < len(s.sacks) && s.sacks[i].End < seq {
+		i++
+	}
+	switch {
+	case i < len(s.sacks) && s.sacks[i].End == seq:
+		s.sacks[i].End++
+		s.sacks[i].changed = s.sackClock
+		if i+1 < len(s.sacks) && s.sacks[i+1].Start == s.sacks[i].End {
+			s.sacks[i].End = s.sacks[i+1].End
+			s.sacks = append(s.sacks[:i+1], s.sacks[i+2:]...)
+		}
+	case i < len(s.sacks) && s.sacks[i].Start == seq+1:
+		s.sacks[i].Start = seq
+		s.sacks[i].changed = s.sackClock
+	case i < len(s.sacks) && s.sacks[i].Start <= seq:
+		// Already inside: cannot happen, the slot was free.
+	default:
+		s.sacks = append(s.sacks, sackRange{})
+		copy(s.sacks[i+1:], s.sacks[i:])
+		s.sacks[i] = sackRange{SACKBlock: frame.SACKBlock{Start: seq, End: seq + 1}, changed: s.sackClock}
+	}
+}
+
+func (s *Session) sackTrim() {
+	i := 0
+	for i < len(s.sacks) && s.sacks[i].End <= s.rcvNext {
+		i++
+	}
+	if i > 0 {
+		s.sacks = append(s.sacks[:0], s.sacks[i:]...)
+	}
+}
+
+// consume processes the payload of the in-order frame.
+func (s *Session) consume(flags frame.Flags, txn uint64, fragOff uint32, payload []byte) {
+	if flags&frame.FlagBatch != 0 {
+		if s.reasmActive {
+			s.abortReasm()
+		}
+		s.reasmSkip = false
+		p := payload
+		for len(p) > 0 {
+			if len(p) < 2 {
+				s.drop(DropMalformed)
+				return
+			}
+			n := int(binary.BigEndian.Uint16(p))
+			p = p[2:]
+			if n > len(p) {
+				s.drop(DropMalformed)
+				return
+			}
+			s.deliver(p[:n], txn)
+			p = p[n:]
+		}
+		return
+	}
+	last := flags&frame.FlagLastFragment != 0
+	if fragOff == 0 {
+		if s.reasmActive {
+			s.abortReasm()
+		}
+		s.reasmSkip = false
+		if last {
+			s.deliver(payload, txn)
+			return
+		}
+		s.reasm = append(s.reasm[:0], payload...)
+		s.reasmActive, s.reasmTxn = true, txn
+		return
+	}
+	if s.reasmSkip {
+		return
+	}
+	if !s.reasmActive || int(fragOff) != len(s.reasm) || txn != s.reasmTxn || len(s.reasm)+len(payload) > s.cfg.MaxMessage {
+		s.abortReasm()
+		s.reasmSkip = true
+		return
+	}
+	s.reasm = append(s.reasm, payload...)
+	if last {
+		s.pend.msgs = append(s.pend.msgs, Message{Data: s.reasm, TxnID: txn})
+		s.pend.owned += len(s.reasm)
+		s.stats.MessagesDelivered++
+		s.stats.BytesDelivered += uint64(len(s.reasm))
+		s.reasm, s.reasmActive = nil, false // the application owns it now
+	}
+}
+
+func (s *Session) abortReasm() {
+	s.drop(DropMalformed)
+	s.reasm = s.reasm[:0]
+	s.reasmActive = false
+}
+
+func (s *Session) deliver(p []byte, txn uint64) {
+	a := s.pend.arena
+	start := len(a)
+	a = append(a, p...)
+	s.pend.arena = a
+	s.pend.msgs = append(s.pend.msgs, Message{Data: a[start:len(a):len(a)], TxnID: txn})
+	s.stats.MessagesDelivered++
+	s.stats.BytesDelivered += uint64(len(p))
+}
+
+func (s *Session) heldBytes() int {
+	n := s.pend.bytes() + s.oooBytes
+	if s.msgsOut {
+		n += s.held.bytes()
+	}
+	return n
+}
+
+// rcvWnd is the window to advertise, in frames.
+func (s *Session) rcvWnd() uint32 {
+	free := s.cfg.RecvBuffer - s.heldBytes()
+	if free <= 0 {
+		return 0
+	}
+	return uint32(min(free/s.payloadMax, s.cfg.RecvWindow))
+}
+
+func (s *Session) windowUpdateDue() bool {
+	wnd := uint64(s.rcvWnd())
+	if s.rcvNext+wnd <= s.advEdge {
+		return false
+	}
+	var room uint64
+	if s.advEdge > s.rcvNext {
+		room = s.advEdge - s.rcvNext
+	}
+	return room < (wnd+1)/2
+}
+
+// Tick tells the Session the time is now and fires whatever timers expired. Call
+// it at NextDeadline (and before Ready, so Ready stamps frames with a fresh time).
+func (s *Session) Tick(now time.Time) {
+	s.now = now
+	if !s.established && !now.Before(s.helloAt) {
+		s.needHello = true
+	}
+	if !s.ackAt.IsZero() && !now.Before(s.ackAt) {
+		s.needAck = true
+		s.ackAt = time.Time{}
+	}
+	if !s.rtoAt.IsZero() && !now.Before(s.rtoAt) {
+		s.onRTO()
+	}
+	if !s.retxAt.IsZero() && !now.Before(s.retxAt) {
+		s.onRetxTimer()
+	}
+	if !s.probeAt.IsZero() && !now.Before(s.probeAt) {
+		s.needProbe = true
+		s.probeAt = time.Time{}
+	}
+	if s.established && now.Sub(s.lastSent) >= s.cfg.KeepaliveInterval {
+		s.needKeepalive = true
+	}
+	if s.heardAny && !s.silent && now.Sub(s.lastHeard) >= s.cfg.DeadInterval {
+		s.silent = true
+		s.events = append(s.events, Event{Kind: EventPeerSilent, At: now, PeerNodeID: s.peerNode, PeerEpoch: s.peerEpoch})
+	}
+}
+
+func (s *Session) onRTO() {
+	if !s.established || s.sndNxt == s.sndUna {
+		s.rtoAt = time.Time{}
+		return
+	}
+	s.stats.Timeouts++
+	s.rto = min(2*s.rto, s.cfg.MaxRTO)
+	s.backoffs++
+	// The first timeout resends every frame the peer has not SACKed (several
+	// were probably lost together); repeated timeouts mean the peer is
+	// unreachable, so only the oldest frame probes.
+	for i := range int(s.sndNxt - s.sndUna) {
+		f := s.sqAt(i)
+		if f.sacked {
+			continue
+		}
+		f.lost = true
+		s.queueRetx(s.sndUna+uint64(i), f)
+		if s.backoffs > 1 {
+			break
+		}
+	}
+	s.rtoAt = s.now.Add(s.rto)
+}
+
+// retxTimeout is how long a retransmission may go unacknowledged before it
+// counts as lost: an RTO at RTT scale, without the floor and the backoff. When the
+// window is full, no later frame can reveal that a retransmission was lost, and
+// waiting for the RTO each time would crawl on a lossy link.
+func (s *Session) retxTimeout() time.Duration {
+	if !s.hasRTT {
+		return s.rto
+	}
+	return max(s.srtt+max(4*s.rttvar, s.cfg.AckDelay), s.cfg.MinRTO/4)
+}
+
+// onRetxTimer requeues the retransmissions that timed out and rearms for the
+// oldest remaining one. It scans the flight, but it only fires under loss.
+func (s *Session) onRetxTimer() {
+	s.retxAt = time.Time{}
+	// After an RTO the peer is not answering (a partition, a dead peer): leave
+	// recovery to the RTO and its backoff rather than resend every RTT.
+	if !s.established || s.backoffs > 0 {
+		return
+	}
+	to := s.retxTimeout()
+	var oldest time.Time
+	for i := range int(s.sndNxt - s.sndUna) {
+		f := s.sqAt(i)
+		if !f.retx || f.sacked || f.queued {
+			continue
+		}
+		if !f.sentAt.Add(to).After(s.now) {
+			f.fast = true
+			s.queueRetx(s.sndUna+uint64(i), f)
+		} else if oldest.IsZero() || f.sentAt.Before(oldest) {
+			oldest = f.sentAt
+		}
+	}
+	if !oldest.IsZero() {
+		s.retxAt = oldest.Add(to)
+	}
+}
+
+// NextDeadline is when Tick must next be called; the zero time means no timer
+// is armed (only input can change anything).
+func (s *Session) NextDeadline() time.Time {
+	var d time.Time
+	at := func(t time.Time) {
+		if !t.IsZero() && (d.IsZero() || t.Before(d)) {
+			d = t
+		}
+	}
+	if !s.established {
+		at(s.helloAt)
+	}
+	at(s.ackAt)
+	at(s.rtoAt)
+	at(s.retxAt)
+	at(s.probeAt)
+	if s.established {
+		at(s.lastSent.Add(s.cfg.KeepaliveInterval))
+	}
+	if s.heardAny && !s.silent {
+		at(s.lastHeard.Add(s.cfg.DeadInterval))
+	}
+	return d
+}
+
+// HasReady reports whether Ready would return anything.
+func (s *Session) HasReady() bool {
+	if s.needHello || s.needHelloAck || len(s.events) > s.eventsReturned || (!s.msgsOut && len(s.pend.msgs) > 0) {
+		return true
+	}
+	if !s.established {
+		return false
+	}
+	return s.needAck || s.needKeepalive || s.needProbe || s.lossDirty || s.retxHead < len(s.retxQ) ||
+		(s.sndNxt < s.sndLimit && s.sqLen > int(s.sndNxt-s.sndUna)) || s.windowUpdateDue()
+}
+
+// Ready builds the frames due now and returns them with the messages and events
+// collected since the last Ready. While messages returned by an earlier Ready are
+// still held (see AdvanceFrames), Messages is empty and new ones wait.
+func (s *Session) Ready() Ready {
+	s.build()
+	rd := Ready{Frames: s.outFrames[s.outReturned:], Events: s.events[s.eventsReturned:]}
+	s.outReturned, s.eventsReturned = len(s.outFrames), len(s.events)
+	if !s.msgsOut && len(s.pend.msgs) > 0 {
+		s.pend, s.held = s.held, s.pend
+		s.msgsOut = true
+		rd.Messages = s.held.msgs
+	}
+	return rd
+}
+
+// Advance releases everything returned by Ready.
+func (s *Session) Advance() {
+	s.AdvanceFrames()
+	s.ReleaseMessages()
+}
+
+// AdvanceFrames releases the frames and events returned by Ready but keeps the
+// messages valid, for a driver that delivers them on another goroutine. The
+// held bytes count against the receive window until ReleaseMessages, which is
+// how a slow application slows the sender down without stalling acks.
+func (s *Session) AdvanceFrames() {
+	s.outBuf = s.outBuf[:0]
+	s.outFrames = s.outFrames[:0]
+	s.outReturned = 0
+	n := copy(s.events, s.events[s.eventsReturned:])
+	clear(s.events[n:])
+	s.events = s.events[:n]
+	s.eventsReturned = 0
+}
+
+// ReleaseMessages releases the messages returned by Ready.
+func (s *Session) ReleaseMessages() {
+	if s.msgsOut {
+		s.held.reset()
+		s.msgsOut = false
+	}
+}
+
+func (s *Session) build() {
+	now := s.now
+	if s.needHello {
+		s.emitHello(frame.TypeHello)
+		s.needHello = false
+		s.lastHello = now
+		s.helloAt = now.Add(s.cfg.HelloInterval)
+	}
+	if s.needHelloAck {
+		s.emitHello(frame.TypeHelloAck)
+		s.needHelloAck = false
+	}
+	if !s.established {
+		return
+	}
+	if s.lossDirty {
+		s.detectLoss()
+		s.lossDirty = false
+	}
+	sent := 0
+	// Retransmissions first: they hold back the peer's cumulative ack.
+	for s.retxHead < len(s.retxQ) && sent < s.cfg.MaxBurst {
+		seq := s.retxQ[s.retxHead]
+		s.retxHead++
+		if seq < s.sndUna || seq >= s.sndNxt {
+			continue
+		}
+		f := s.frameBySeq(seq)
+		f.queued = false
+		if f.sacked {
+			continue
+		}
+		f.retx = true
+		s.emitData(seq, f, frame.FlagRetransmit)
+		s.stats.Retransmits++
+		if f.fast {
+			s.stats.FastRetransmits++
+			f.fast = false
+		}
+		if s.retxAt.IsZero() && s.backoffs == 0 {
+			s.retxAt = now.Add(s.retxTimeout())
+		}
+		sent++
+	}
+	if s.retxHead == len(s.retxQ) {
+		s.retxQ, s.retxHead = s.retxQ[:0], 0
+	}
+	for sent < s.cfg.MaxBurst && s.sndNxt < s.sndLimit && s.sqLen > int(s.sndNxt-s.sndUna) {
+		seq := s.sndNxt
+		s.sndNxt++
+		var extra frame.Flags
+		// Ask for an immediate ack once the window is three quarters used, so the
+		// sender does not idle waiting for a delayed ack.
+		if !s.ackRequested && s.sndLimit-s.sndNxt <= s.peerWnd/4 {
+			extra = frame.FlagAckRequest
+			s.ackRequested = true
+		}
+		s.emitData(seq, s.frameBySeq(seq), extra)
+		sent++
+	}
+	if sent > 0 && s.rtoAt.IsZero() {
+		s.rtoAt = now.Add(s.rto)
+	}
+	// Persist timer: data waits on a closed window with nothing in flight, so no
+	// ack is coming to reopen it unless we ask.
+	if s.sqLen > int(s.sndNxt-s.sndUna) && s.sndNxt >= s.sndLimit && s.sndNxt == s.sndUna {
+		if s.probeAt.IsZero() && !s.needProbe {
+			s.probeAt = now.Add(s.rto)
+		}
+	} else {
+		s.probeAt = time.Time{}
+	}
+	if s.needAck || s.needKeepalive || s.needProbe || s.windowUpdateDue() {
+		var flags frame.Flags
+		if s.needKeepalive || s.needProbe {
+			flags = frame.FlagAckRequest
+		}
+		s.needProbe = false
+		// One ack carries four SACK blocks. When there are more, send enough
+		// acks to cover them all (up to a bound): a block the sender never
+		// hears of looks lost, and its frames would be resent needlessly.
+		n := 1
+		if s.sackDirty && len(s.sacks) > frame.MaxSACK {
+			n = min((len(s.sacks)+frame.MaxSACK-1)/frame.MaxSACK, maxAckBurst)
+		}
+		for rank := range n {
+			s.emitAck(flags, rank)
+		}
+		s.sackDirty = false
+	}
+}
+
+// maxAckBurst bounds the acks one Ready sends to report SACK blocks.
+const maxAckBurst = 8
+
+func (s *Session) header(t frame.Type, flags frame.Flags, seq uint64) *frame.Header {
+	h := &s.oh
+	*h = frame.Header{Type: t, Flags: flags, NodeID: s.cfg.LocalNodeID, Epoch: s.cfg.Epoch, Seq: seq}
+	return h
+}
+
+func (s *Session) emitHello(t frame.Type) {
+	h := s.header(t, 0, s.isn)
+	p := s.hello[:]
+	var seenEpoch uint32
+	if s.peerISN != 0 {
+		seenEpoch = s.peerEpoch
+	}
+	binary.BigEndian.PutUint32(p[0:], seenEpoch)
+	binary.BigEndian.PutUint64(p[4:], s.peerISN)
+	wnd := s.rcvWnd()
+	binary.BigEndian.PutUint32(p[12:], wnd)
+	if s.established {
+		s.advEdge = s.rcvNext + uint64(wnd)
+	}
+	s.stats.HellosSent++
+	s.appendFrame(h, p)
+}
+
+func (s *Session) emitData(seq uint64, f *sendFrame, extra frame.Flags) {
+	h := s.header(frame.TypeData, f.flags|frame.FlagAckValid|extra, seq)
+	h.FragOffset = f.fragOff
+	h.TxnID = f.txn
+	h.Ack = s.rcvNext
+	s.fillSACK(h, 0)
+	s.appendFrame(h, f.payload)
+	f.sentAt = s.now
+	s.stats.DataFramesSent++
+	s.ackSent()
+}
+
+func (s *Session) emitAck(flags frame.Flags, rank int) {
+	h := s.header(frame.TypeAck, flags|frame.FlagAckValid, s.sndNxt)
+	h.Ack = s.rcvNext
+	s.fillSACK(h, rank)
+	wnd := s.rcvWnd()
+	binary.BigEndian.PutUint32(s.ackPay[:], wnd)
+	s.advEdge = s.rcvNext + uint64(wnd)
+	s.appendFrame(h, s.ackPay[:])
+	s.stats.AcksSent++
+	s.ackSent()
+}
+
+func (s *Session) ackSent() {
+	s.needAck = false
+	s.unackedRecv = 0
+	s.ackAt = time.Time{}
+}
+
+// fillSACK reports the received ranges ranked [4*rank, 4*rank+4) by how
+// recently they changed. rank > 0 is for the extra acks that report more than
+// four ranges.
+func (s *Session) fillSACK(h *frame.Header, rank int) {
+	nb := len(s.sacks)
+	if nb == 0 {
+		return
+	}
+	if nb <= frame.MaxSACK && rank == 0 {
+		// The common case: few holes, no sorting.
+		for i := range nb {
+			h.SACK[i] = s.sacks[i].SACKBlock
+		}
+		h.NumSACK = nb
+		return
+	}
+	order := s.sackOrder[:0]
+	for i := range nb {
+		order = append(order, i)
+	}
+	slices.SortFunc(order, func(a, b int) int { return cmp.Compare(s.sacks[b].changed, s.sacks[a].changed) })
+	s.sackOrder = order
+	n := 0
+	for _, i := range order[min(rank*frame.MaxSACK, nb):min((rank+1)*frame.MaxSACK, nb)] {
+		h.SACK[n] = s.sacks[i].SACKBlock
+		n++
+	}
+	h.NumSACK = n
+}
+
+func (s *Session) appendFrame(h *frame.Header, payload []byte) {
+	start := len(s.outBuf)
+	out, err := s.codec.Append(s.outBuf, h, payload)
+	if err != nil {
+		// Every header and payload here is built by this file within the limits
+		// checked at construction; an error is a bug, not bad input.
+		panic(fmt.Sprintf("l2transport: session built an unencodable %v frame: %v", h.Type, err))
+	}
+	s.outBuf = out
+	s.outFrames = append(s.outFrames, out[start:len(out):len(out)])
+	s.stats.FramesSent++
+	s.stats.BytesSent += uint64(len(out) - start)
+	s.lastSent = s.now
+	s.needKeepalive = false
+}
+
+// Stats returns a snapshot of the counters.
+func (s *Session) Stats() SessionStats {
+	st := s.stats
+	st.SRTT, st.RTTVar, st.RTO = s.srtt, s.rttvar, s.rto
+	st.InFlight = int(s.sndNxt - s.sndUna)
+	st.QueuedFrames = s.sqLen
+	st.QueuedBytes = s.queuedBytes
+	st.PeerWindow = int(s.peerWnd)
+	st.Established = s.established
+	st.PeerEpoch = s.peerEpoch
+	st.PeerNodeID = s.peerNode
+	return st
+}

@@ -1,0 +1,8 @@
+//go:build !race
+
+package l2transport
+
+const (
+	simMessages = 10_000
+	raceEnabled = false
+)

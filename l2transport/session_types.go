@@ -1,0 +1,153 @@
+package l2transport
+
+import (
+	"errors"
+	"strconv"
+	"time"
+
+	"github.com/swha/swha/frame"
+)
+
+// Errors returned by Session.Send.
+var (
+	// ErrBackpressure means the send buffer is full; retry after acknowledgments
+	// free space (Session.Writable tells when).
+	ErrBackpressure = errors.New("l2transport: send buffer full")
+	// ErrMessageTooLarge means the message exceeds SessionConfig.MaxMessage.
+	ErrMessageTooLarge = errors.New("l2transport: message larger than MaxMessage")
+)
+
+// Message is one delivered message. Data aliases a Session buffer: it is valid
+// until the Advance (or ReleaseMessages) that follows the Ready that returned it.
+type Message struct {
+	Data  []byte
+	TxnID uint64
+}
+
+// EventKind says what an Event reports.
+type EventKind uint8
+
+// Event kinds.
+const (
+	// EventEstablished: the handshake with PeerEpoch completed; data flows.
+	EventEstablished EventKind = iota + 1
+	// EventPeerRestarted: a newer peer epoch appeared. The old stream is gone:
+	// everything not yet acknowledged by the old incarnation was discarded
+	// (Discarded*), as were partial and undelivered received messages
+	// (RecvDiscarded); later messages belong to the new stream only.
+	EventPeerRestarted
+	// EventPeerSilent: nothing valid was heard from the peer for DeadInterval.
+	// Emitted once per silence.
+	EventPeerSilent
+	// EventPeerAlive: the peer was heard again after EventPeerSilent.
+	EventPeerAlive
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventEstablished:
+		return "Established"
+	case EventPeerRestarted:
+		return "PeerRestarted"
+	case EventPeerSilent:
+		return "PeerSilent"
+	case EventPeerAlive:
+		return "PeerAlive"
+	}
+	return "EventKind(" + strconv.Itoa(int(k)) + ")"
+}
+
+// Event is a change of the stream's state that the owner must know about.
+type Event struct {
+	Kind         EventKind
+	At           time.Time
+	PeerNodeID   uint64
+	PeerEpoch    uint32
+	OldPeerEpoch uint32 // EventPeerRestarted: the epoch that went away
+
+	// EventPeerRestarted only: sent messages that the old incarnation had not
+	// acknowledged, their payload bytes and their distinct non-zero transaction
+	// IDs in send order. The upper layer decides whether to resend them.
+	DiscardedMessages int
+	DiscardedBytes    int64
+	DiscardedTxns     []uint64
+	// SentBefore is how many messages Send had accepted, since the Session was
+	// created, when the old stream ended. Messages sent after it (possibly before
+	// the application saw this event) belong to the new stream and are delivered.
+	SentBefore uint64
+	// RecvDiscarded counts received messages from the old stream that were
+	// complete but not yet returned by Ready, plus a partial one being reassembled.
+	RecvDiscarded int
+}
+
+// DropReason is why a well-formed frame was not used. Frames that fail to decode
+// are counted by frame.Error instead.
+type DropReason uint8
+
+// Drop reasons.
+const (
+	DropWrongNode      DropReason = iota // from a node other than the peer
+	DropSelf                             // our own node ID: a loop in the network
+	DropStaleEpoch                       // from an older peer epoch
+	DropUnknownEpoch                     // data from a newer peer epoch before its Hello
+	DropStaleStream                      // the peer's epoch, but a stream it has since reset
+	DropNotEstablished                   // data before the handshake completed
+	DropOutOfWindow                      // sequence number beyond the receive window
+	DropDuplicate                        // data already received (re-acknowledged)
+	DropMalformed                        // a payload that breaks the session rules
+	DropBadAck                           // acknowledges a sequence number never sent
+	DropUnhandledType                    // a type this Session does not consume
+	NumDropReasons
+)
+
+var dropNames = [...]string{
+	DropWrongNode:      "wrong-node",
+	DropSelf:           "self",
+	DropStaleEpoch:     "stale-epoch",
+	DropUnknownEpoch:   "unknown-epoch",
+	DropStaleStream:    "stale-stream",
+	DropNotEstablished: "not-established",
+	DropOutOfWindow:    "out-of-window",
+	DropDuplicate:      "duplicate",
+	DropMalformed:      "malformed",
+	DropBadAck:         "bad-ack",
+	DropUnhandledType:  "unhandled-type",
+}
+
+func (r DropReason) String() string {
+	if r < NumDropReasons {
+		return dropNames[r]
+	}
+	return "DropReason(" + strconv.Itoa(int(r)) + ")"
+}
+
+// SessionStats is a snapshot of a Session's counters and gauges.
+type SessionStats struct {
+	FramesSent, BytesSent         uint64
+	FramesReceived, BytesReceived uint64
+	DataFramesSent, AcksSent      uint64
+	HellosSent                    uint64
+	MessagesSent                  uint64 // accepted by Send
+	MessagesDelivered             uint64
+	BytesDelivered                uint64
+
+	Retransmits     uint64 // every data frame sent again, for whatever reason
+	FastRetransmits uint64 // of which triggered by SACK or duplicate acks
+	Timeouts        uint64 // RTO expiries
+	Backpressure    uint64 // Send calls refused with ErrBackpressure
+	PeerRestarts    uint64
+
+	// DecodeErrors counts frames refused by the codec, indexed by frame.Error.
+	DecodeErrors [frame.NumErrors]uint64
+	// Drops counts well-formed frames not used, indexed by DropReason.
+	Drops [NumDropReasons]uint64
+
+	SRTT, RTTVar, RTO time.Duration
+	InFlight          int // frames sent and not yet cumulatively acknowledged
+	QueuedFrames      int // frames queued or in flight
+	QueuedBytes       int // payload bytes queued or in flight
+	PeerWindow        int // frames the peer last said it would accept beyond its ack
+	Established       bool
+	PeerEpoch         uint32
+	PeerNodeID        uint64
+}
