@@ -1,0 +1,246 @@
+package objstore
+
+import (
+	"fmt"
+	"net/netip"
+	"runtime"
+	"testing"
+	"time"
+	"unsafe"
+)
+
+// benchRoutes builds an active store with n routes sharing n/100 next hops,
+// committed in batches, with records discarded.
+func benchRoutes(b *testing.B, n int, sink RecordSink) (*Store, []*Route) {
+	b.Helper()
+	s, err := NewStore(testRegistry(b), Config{Sink: sink})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hops := make([]*NextHop, max(n/100, 1))
+	routes := make([]*Route, n)
+	const batch = 10000
+	tx, _ := s.Begin()
+	for i := range hops {
+		hops[i] = &NextHop{Addr: netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), Iface: "eth0"}
+		if _, err := tx.Create(hops[i]); err != nil {
+			b.Fatal(err)
+		}
+	}
+	for i := range routes {
+		routes[i] = &Route{
+			Prefix:      netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32),
+			NextHop:     hops[i%len(hops)],
+			Metric:      uint32(i),
+			Protocol:    2,
+			Communities: []uint32{65000<<16 | uint32(i&0xffff), 42},
+			Updated:     time.Unix(1700000000, 0).UTC(),
+		}
+		if _, err := tx.Create(routes[i]); err != nil {
+			b.Fatal(err)
+		}
+		if i%batch == batch-1 {
+			if err := tx.Commit(); err != nil {
+				b.Fatal(err)
+			}
+			tx, _ = s.Begin()
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		b.Fatal(err)
+	}
+	return s, routes
+}
+
+// xorshift picks objects in a fixed pseudo-random order: a routing daemon's
+// changes hit cold objects, not the same one over and over.
+type xorshift uint64
+
+func (x *xorshift) next(n int) int {
+	*x ^= *x << 13
+	*x ^= *x >> 7
+	*x ^= *x << 17
+	return int(uint64(*x) % uint64(n))
+}
+
+func BenchmarkCommitOneChange(b *testing.B) {
+	var small float64
+	for _, n := range []int{1000, 1000000} {
+		b.Run(fmt.Sprintf("objects=%d", n), func(b *testing.B) {
+			s, routes := benchRoutes(b, n, Discard)
+			rng := xorshift(88172645463325252)
+			b.ReportAllocs()
+			for b.Loop() {
+				r := routes[rng.next(n)]
+				r.Metric++
+				tx, err := s.Begin()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if err := tx.Update(r); err != nil {
+					b.Fatal(err)
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if n == 1000 {
+				small = per
+			} else if small > 0 {
+				b.ReportMetric(per/small, "ratio-vs-1K")
+			}
+		})
+	}
+}
+
+// BenchmarkCommitOneChangeHot commits changes to one object over and over:
+// everything the commit touches stays in cache, so the 1M/1K ratio isolates
+// the algorithmic cost from DRAM latency (which BenchmarkCommitOneChange,
+// picking a random object each time, includes).
+func BenchmarkCommitOneChangeHot(b *testing.B) {
+	var small float64
+	for _, n := range []int{1000, 1000000} {
+		b.Run(fmt.Sprintf("objects=%d", n), func(b *testing.B) {
+			s, routes := benchRoutes(b, n, Discard)
+			r := routes[n/2]
+			b.ReportAllocs()
+			for b.Loop() {
+				r.Metric++
+				tx, _ := s.Begin()
+				if err := tx.Update(r); err != nil {
+					b.Fatal(err)
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			per := float64(b.Elapsed().Nanoseconds()) / float64(b.N)
+			if n == 1000 {
+				small = per
+			} else if small > 0 {
+				b.ReportMetric(per/small, "ratio-vs-1K")
+			}
+		})
+	}
+}
+
+func BenchmarkSyncScan(b *testing.B) {
+	for _, n := range []int{1000000} {
+		b.Run(fmt.Sprintf("objects=%d", n), func(b *testing.B) {
+			var sent int
+			s, routes := benchRoutes(b, n, SinkFunc(func(rec []byte) error {
+				if rec[0] == recUpdate {
+					sent++
+				}
+				return nil
+			}))
+			rng := xorshift(88172645463325252)
+			sent = 0
+			for b.Loop() {
+				for k := 0; k < 10; k++ {
+					routes[rng.next(n)].Metric++
+				}
+				tx, _ := s.Begin()
+				_ = tx.Sync()
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+			}
+			if sent < 9*b.N {
+				b.Fatalf("%d updates sent for %d scans of 10 changes", sent, b.N)
+			}
+		})
+	}
+}
+
+// streamOf returns the records replicating n routes in transactions of 100.
+func streamOf(b *testing.B, n int) (buf []byte, ends []int) {
+	b.Helper()
+	s, err := NewStore(testRegistry(b), Config{Sink: SinkFunc(func(rec []byte) error {
+		buf = append(buf, rec...)
+		ends = append(ends, len(buf))
+		return nil
+	})})
+	if err != nil {
+		b.Fatal(err)
+	}
+	hops := make([]*NextHop, max(n/100, 1))
+	tx, _ := s.Begin()
+	for i := range hops {
+		hops[i] = &NextHop{Addr: netip.AddrFrom4([4]byte{192, 0, byte(i >> 8), byte(i)}), Iface: "eth0"}
+		_, _ = tx.Create(hops[i])
+	}
+	_ = tx.Commit()
+	tx, _ = s.Begin()
+	for i := 0; i < n; i++ {
+		r := &Route{
+			Prefix:      netip.PrefixFrom(netip.AddrFrom4([4]byte{10, byte(i >> 16), byte(i >> 8), byte(i)}), 32),
+			NextHop:     hops[i%len(hops)],
+			Metric:      uint32(i),
+			Communities: []uint32{65000<<16 | uint32(i&0xffff), 42},
+			Updated:     time.Unix(1700000000, 0).UTC(),
+		}
+		if _, err := tx.Create(r); err != nil {
+			b.Fatal(err)
+		}
+		if i%100 == 99 {
+			_ = tx.Commit()
+			tx, _ = s.Begin()
+		}
+	}
+	_ = tx.Commit()
+	return buf, ends
+}
+
+func applyAll(b *testing.B, s *Store, buf []byte, ends []int) {
+	start := 0
+	for _, end := range ends {
+		if err := s.Apply(buf[start:end]); err != nil {
+			b.Fatal(err)
+		}
+		start = end
+	}
+}
+
+func BenchmarkApply(b *testing.B) {
+	const n = 100000
+	buf, ends := streamOf(b, n)
+	b.SetBytes(int64(len(buf)))
+	for b.Loop() {
+		s, _ := NewStore(testRegistry(b), Config{Standby: true})
+		applyAll(b, s, buf, ends)
+		if s.Len() != n+n/100 {
+			b.Fatalf("standby has %d objects", s.Len())
+		}
+	}
+	b.ReportMetric(float64(n)*float64(b.N)/b.Elapsed().Seconds(), "objects/s")
+}
+
+func heapInUse() uint64 {
+	var m runtime.MemStats
+	runtime.GC()
+	runtime.GC()
+	runtime.ReadMemStats(&m)
+	return m.HeapAlloc
+}
+
+func BenchmarkStandbyMemory(b *testing.B) {
+	for _, n := range []int{1000000} {
+		b.Run(fmt.Sprintf("objects=%d", n), func(b *testing.B) {
+			buf, ends := streamOf(b, n)
+			var perObj float64
+			for b.Loop() {
+				before := heapInUse()
+				s, _ := NewStore(testRegistry(b), Config{Standby: true})
+				applyAll(b, s, buf, ends)
+				after := heapInUse()
+				perObj = float64(after-before) / float64(n)
+				runtime.KeepAlive(s)
+			}
+			own := float64(unsafe.Sizeof(Route{})) + 2*4 // the route and its two communities
+			b.ReportMetric(perObj, "bytes/object")
+			b.ReportMetric(perObj/own, "overhead-ratio")
+		})
+	}
+}

@@ -1,0 +1,51 @@
+// Package objstore replicates registered Go objects transactionally: an active
+// store turns object changes into a stream of compact records, and a standby
+// store applies that stream atomically per transaction. The application writes
+// no serialization code: schemas are derived by reflection from its structs.
+//
+// The package is pure: it does no I/O and owns no goroutines. The active side
+// hands records to a RecordSink; whatever carries them (the reliable session
+// of l2transport, a test, a checkpoint file) feeds them to the standby's
+// Apply. The record format is documented in record.go, the value encoding in
+// codec.go and the schema encoding at Schema.AppendBinary.
+//
+// # Design choices
+//
+// Registration compiles each type once into a plan of field offsets, so the
+// codec reads and writes the application's memory through unsafe pointers
+// and never builds a reflect.Value per field in the steady state (maps are
+// the exception: they go through reflect).
+//
+// The active keeps, per object, a shadow: a typed deep copy of what the peer
+// holds (strings and pointers to other objects are shared, slices and maps
+// are copied). A shadow costs about one object of memory on the active, and
+// buys change detection by memory compare: the fixed-size fields of a struct
+// are grouped into runs of adjacent bytes (padding excluded) compared with
+// one memcmp each, and only a run that differs is examined field by field.
+// An encoded-bytes shadow would be smaller but would cost an encode per object
+// scanned, which is what Sync (transparent mode) cannot afford at a million
+// objects. A typed shadow also keeps the targets of its pointers alive, so a
+// freed and reused address can never make a changed pointer look unchanged.
+//
+// The standby keeps no shadow: its memory is the objects plus a 48-byte
+// entry per object in a slab and 4 bytes in a paged ID index, which is what
+// keeps its overhead ratio near 1.6 for a route-sized object. Promote builds
+// the active-only parts (address index, shadows) in one pass.
+//
+// Commit cost depends on what changed, not on the store's size: Update looks
+// the object up in an open-addressing address index, diffs it against its
+// shadow and encodes the changed fields; nothing walks the store except Sync.
+//
+// Pointers travel as object IDs, and pointers into another object (a field,
+// or an element of an array field, of an object of the type named by the
+// into= tag option) as an ID and a path of field and array indexes, which a
+// later version of the type can still follow. A standby validates a whole
+// transaction, pointers included, before it changes anything; objects created
+// by the transaction exist before any of its records is decoded, so pointers
+// to objects created later in the same transaction resolve.
+//
+// Not supported yet: pointers into elements of slices (only fields and array
+// elements), version skew (a peer schema with a different fingerprint is
+// refused with ErrSchemaMismatch; the transformation is a later step), bulk
+// sync of a new peer, coordinated transactions, and checkpoints.
+package objstore

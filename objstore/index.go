@@ -1,0 +1,229 @@
+package objstore
+
+import "unsafe"
+
+// idIndex maps object IDs to slab indexes. Dynamic IDs are handed out densely
+// from 1, so they index pages of a flat table: 4 bytes per object and two
+// loads per lookup, where a Go map costs 20-30 bytes and a cache miss or
+// two. Static IDs (top bit set) are sparse hashes and go to a small map.
+type idIndex struct {
+	pages   map[uint64]*idPage
+	statics map[uint64]int32
+	lastKey uint64
+	last    *idPage
+}
+
+const idPageBits = 10
+
+type idPage struct {
+	n    int32
+	slot [1 << idPageBits]int32 // slab index + 1; 0 = absent
+}
+
+// maxDynamicID bounds the IDs accepted from a stream, so that a corrupt ID
+// cannot make the index allocate beyond reason.
+const maxDynamicID = 1 << 48
+
+func (x *idIndex) page(id uint64, create bool) *idPage {
+	key := id >> idPageBits
+	if x.last != nil && x.lastKey == key {
+		return x.last
+	}
+	p := x.pages[key]
+	if p == nil {
+		if !create {
+			return nil
+		}
+		if x.pages == nil {
+			x.pages = map[uint64]*idPage{}
+		}
+		p = &idPage{}
+		x.pages[key] = p
+	}
+	x.last, x.lastKey = p, key
+	return p
+}
+
+func (x *idIndex) get(id uint64) (int32, bool) {
+	if id >= maxDynamicID {
+		i, ok := x.statics[id]
+		return i, ok
+	}
+	p := x.page(id, false)
+	if p == nil {
+		return 0, false
+	}
+	v := p.slot[id&(1<<idPageBits-1)]
+	return v - 1, v != 0
+}
+
+func (x *idIndex) set(id uint64, i int32) {
+	if id >= maxDynamicID {
+		if x.statics == nil {
+			x.statics = map[uint64]int32{}
+		}
+		x.statics[id] = i
+		return
+	}
+	p := x.page(id, true)
+	s := &p.slot[id&(1<<idPageBits-1)]
+	if *s == 0 {
+		p.n++
+	}
+	*s = i + 1
+}
+
+func (x *idIndex) del(id uint64) {
+	if id >= maxDynamicID {
+		delete(x.statics, id)
+		return
+	}
+	p := x.page(id, false)
+	if p == nil {
+		return
+	}
+	s := &p.slot[id&(1<<idPageBits-1)]
+	if *s != 0 {
+		*s = 0
+		p.n--
+	}
+	if p.n == 0 {
+		key := id >> idPageBits
+		delete(x.pages, key)
+		if x.lastKey == key {
+			x.last = nil
+		}
+	}
+}
+
+// ptrIndex maps object addresses to slab indexes: open addressing with
+// linear probing in one array of (address, index) slots, so a lookup is
+// usually one cache line where a Go map touches two or three. Addresses are
+// kept as uintptr: the slab's entries keep the objects alive, and Go's heap
+// does not move objects.
+type ptrIndex struct {
+	slots []ptrSlot
+	n     int
+	shift uint
+}
+
+// A slot also carries the object's shadow, so that an update can start
+// fetching the shadow while it fetches the entry: on a store much larger
+// than the CPU cache that is one DRAM round trip fewer per commit.
+type ptrSlot struct {
+	key    uintptr
+	shadow unsafe.Pointer
+	val    int32
+}
+
+func newPtrIndex() *ptrIndex {
+	x := &ptrIndex{}
+	x.resize(1 << 10)
+	return x
+}
+
+func (x *ptrIndex) resize(size int) {
+	old := x.slots
+	x.slots = make([]ptrSlot, size)
+	x.shift = 64
+	for s := size; s > 1; s >>= 1 {
+		x.shift--
+	}
+	x.n = 0
+	for _, s := range old {
+		if s.key != 0 {
+			x.setKey(s.key, s.val, s.shadow)
+		}
+	}
+}
+
+func (x *ptrIndex) home(k uintptr) int {
+	return int((uint64(k) * 0x9E3779B97F4A7C15) >> x.shift)
+}
+
+func (x *ptrIndex) get(p unsafe.Pointer) (int32, bool) {
+	s := x.find(p)
+	if s == nil {
+		return 0, false
+	}
+	return s.val, true
+}
+
+func (x *ptrIndex) find(p unsafe.Pointer) *ptrSlot {
+	k := uintptr(p)
+	mask := len(x.slots) - 1
+	for i := x.home(k); ; i = (i + 1) & mask {
+		s := &x.slots[i]
+		if s.key == k {
+			return s
+		}
+		if s.key == 0 {
+			return nil
+		}
+	}
+}
+
+// setShadow records the shadow of the object at p, which must be indexed.
+func (x *ptrIndex) setShadow(p, sh unsafe.Pointer) {
+	if s := x.find(p); s != nil {
+		s.shadow = sh
+	}
+}
+
+func (x *ptrIndex) set(p unsafe.Pointer, v int32) {
+	if (x.n+1)*2 > len(x.slots) {
+		x.resize(len(x.slots) * 2)
+	}
+	x.setKey(uintptr(p), v, nil)
+}
+
+func (x *ptrIndex) setKey(k uintptr, v int32, sh unsafe.Pointer) {
+	mask := len(x.slots) - 1
+	for i := x.home(k); ; i = (i + 1) & mask {
+		s := &x.slots[i]
+		if s.key == k {
+			s.val = v
+			return
+		}
+		if s.key == 0 {
+			*s = ptrSlot{k, sh, v}
+			x.n++
+			return
+		}
+	}
+}
+
+// del removes p with backward-shift deletion, which keeps probe sequences
+// short without tombstones.
+func (x *ptrIndex) del(p unsafe.Pointer) {
+	k := uintptr(p)
+	mask := len(x.slots) - 1
+	i := x.home(k)
+	for {
+		if x.slots[i].key == 0 {
+			return
+		}
+		if x.slots[i].key == k {
+			break
+		}
+		i = (i + 1) & mask
+	}
+	x.n--
+	for {
+		x.slots[i] = ptrSlot{}
+		j := i
+		for {
+			j = (j + 1) & mask
+			if x.slots[j].key == 0 {
+				return
+			}
+			h := x.home(x.slots[j].key)
+			// Move slot j back to i unless its home lies cyclically in (i, j].
+			if (j > i && (h <= i || h > j)) || (j < i && h <= i && h > j) {
+				x.slots[i] = x.slots[j]
+				i = j
+				break
+			}
+		}
+	}
+}

@@ -1,0 +1,482 @@
+package objstore
+
+import (
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"reflect"
+	"strconv"
+	"sync"
+	"unsafe"
+)
+
+// Errors of the store. Returned errors wrap one of these (errors.Is) and say
+// which object, type or transaction was at fault.
+var (
+	ErrUnknownObject = errors.New("object not in the store (never created, or deleted)")
+	ErrDeleted       = errors.New("object deleted in this transaction")
+	ErrExists        = errors.New("object already in the store")
+	ErrDangling      = errors.New("dangling pointer")
+	ErrTxnDone       = errors.New("transaction already committed or aborted")
+	ErrTxnOpen       = errors.New("another transaction is open")
+	ErrTxnTooLarge   = errors.New("transaction too large")
+	ErrNotActive     = errors.New("store is a standby")
+	ErrNotStandby    = errors.New("store is active")
+	ErrSeqGap        = errors.New("commit sequence gap")
+	ErrStatic        = errors.New("static object")
+	ErrSink          = errors.New("record sink failed")
+)
+
+// DefaultMaxTxnBytes bounds a transaction's encoded records when
+// Config.MaxTxnBytes is zero.
+const DefaultMaxTxnBytes = 64 << 20
+
+// Config configures a Store.
+type Config struct {
+	// Sink receives the records of every commit (active role). Nil discards.
+	Sink RecordSink
+	// Standby makes the store a replica: it accepts Apply and refuses Begin
+	// until Promote.
+	Standby bool
+	// MaxTxnBytes bounds one transaction's records, on both sides; a larger
+	// transaction fails with ErrTxnTooLarge and changes nothing.
+	MaxTxnBytes int
+}
+
+const (
+	fLive          = 1 << iota
+	fStatic        // registered by name, never created or deleted by records
+	fPendingCreate // created by the open transaction
+	fPendingDelete // deleted by the open transaction
+	fStale         // shadow unknown: the next diff sends every field
+)
+
+// entry is the store's bookkeeping for one object. Entries live by value in a
+// slab so that the store costs one small, pointer-light record per object
+// and a full scan walks memory in order.
+type entry struct {
+	id  uint64
+	ptr unsafe.Pointer // the application's object
+	// shadow is the active's typed deep copy of what the peer holds; a
+	// standby keeps none. The address index keeps a copy of it too, so that
+	// an update fetches entry and shadow in parallel, not one after the other.
+	shadow unsafe.Pointer
+	t      *typeInfo
+	group  uint32
+	gprev  int32
+	gnext  int32
+	flags  uint32
+}
+
+// Group is a set of dynamic objects that can be synced, subscribed to or
+// deleted as a unit.
+type Group struct {
+	id     uint32
+	name   string
+	prefix string
+	head   int32
+	n      int
+}
+
+// Name returns the group's name.
+func (g *Group) Name() string { return g.name }
+
+// Len returns the number of objects in the group.
+func (g *Group) Len() int { return g.n }
+
+// Store holds registered objects. An active store turns transactions into
+// records; a standby store (Config.Standby) applies them. The write path
+// (Begin…Commit on the active, Apply on the standby) is meant for one
+// goroutine; Read, Get and Each may run concurrently with it.
+type Store struct {
+	reg *Registry
+	cfg Config
+
+	mu    sync.RWMutex
+	ents  []entry
+	free  []int32
+	byID  idIndex
+	byPtr *ptrIndex           // active role only: what Update(obj) looks up
+	pages map[uintptr][]int32 // active role: address index of interior-pointer targets
+	nobj  int
+	touch byte // sink for loads made only to start a cache miss early
+
+	groups       map[uint32]*Group
+	groupsByName map[string]*Group
+
+	active  bool
+	nextID  uint64
+	nextGrp uint32
+	nextTxn uint64
+	seq     uint64
+	txnOpen bool // a transaction is open; its ID is nextTxn
+
+	schemaSent []bool // by local type ID: announced on the stream
+	groupSent  map[uint32]bool
+
+	// Commit scratch, reused so that the steady state does not allocate.
+	ops      []op
+	pre      []byte
+	recs     []byte
+	ends     []int
+	head     []byte
+	headEnds []int
+	changed  []int
+	touched  []int32
+	refsTo   []int32
+	newTypes []uint32
+	newGrps  []uint32
+
+	// Standby side.
+	peerTypes map[uint64]*typeInfo
+	staged    map[uint64]*stagedTxn
+	stFree    []*stagedTxn
+	applying  applyState
+	subs      map[int]func(Change)
+	nextSub   int
+	onMsg     func(name string, msg any)
+}
+
+// NewStore returns a store for the types of r, sealing r.
+func NewStore(r *Registry, cfg Config) (*Store, error) {
+	if err := r.Seal(); err != nil {
+		return nil, err
+	}
+	if cfg.MaxTxnBytes <= 0 {
+		cfg.MaxTxnBytes = DefaultMaxTxnBytes
+	}
+	if cfg.Sink == nil {
+		cfg.Sink = Discard
+	}
+	s := &Store{
+		reg:          r,
+		cfg:          cfg,
+		groups:       map[uint32]*Group{},
+		groupsByName: map[string]*Group{},
+		active:       !cfg.Standby,
+		nextID:       1,
+		schemaSent:   make([]bool, len(r.types)+1),
+		groupSent:    map[uint32]bool{},
+		peerTypes:    map[uint64]*typeInfo{},
+		staged:       map[uint64]*stagedTxn{},
+		subs:         map[int]func(Change){},
+	}
+	if s.active {
+		s.byPtr = newPtrIndex()
+		s.pages = map[uintptr][]int32{}
+	}
+	return s, nil
+}
+
+// Registry returns the store's registry.
+func (s *Store) Registry() *Registry { return s.reg }
+
+// IsActive reports whether the store takes transactions (true) or applies
+// records (false).
+func (s *Store) IsActive() bool { return s.active }
+
+// Seq returns the sequence number of the last commit made (active) or applied
+// (standby).
+func (s *Store) Seq() uint64 {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.seq
+}
+
+// Len returns the number of objects, static ones included.
+func (s *Store) Len() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.nobj
+}
+
+// objOf checks that obj is a non-nil pointer to a registered type and returns
+// its address without going through reflect.Value.
+func (s *Store) objOf(obj any) (*typeInfo, unsafe.Pointer, error) {
+	rt := reflect.TypeOf(obj)
+	if rt == nil || rt.Kind() != reflect.Pointer {
+		return nil, nil, fmt.Errorf("objstore: %T is not a pointer to a registered struct: %w", obj, ErrUnregistered)
+	}
+	t := s.reg.byType[rt.Elem()]
+	if t == nil {
+		return nil, nil, fmt.Errorf("objstore: type %v: %w", rt.Elem(), ErrUnregistered)
+	}
+	p := (*[2]unsafe.Pointer)(unsafe.Pointer(&obj))[1]
+	if p == nil {
+		return nil, nil, fmt.Errorf("objstore: nil %T", obj)
+	}
+	return t, p, nil
+}
+
+// StaticID is the ID of the static object registered as name, the same on
+// every node.
+func StaticID(name string) uint64 {
+	h := fnv.New64a()
+	h.Write([]byte(name))
+	return h.Sum64() | 1<<63
+}
+
+// RegisterStatic adds obj, a long-lived root such as a configuration or table
+// header, under name. Both nodes register their own static objects under the
+// same names; records then address them by StaticID(name). The first update
+// after registration sends every field, since the peer's copy is unknown.
+func (s *Store) RegisterStatic(name string, obj any) error {
+	t, p, err := s.objOf(obj)
+	if err != nil {
+		return fmt.Errorf("objstore: static %q: %w", name, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.txnOpen {
+		return fmt.Errorf("objstore: static %q: %w", name, ErrTxnOpen)
+	}
+	id := StaticID(name)
+	if _, dup := s.byID.get(id); dup {
+		return fmt.Errorf("objstore: static %q: %w", name, ErrExists)
+	}
+	if s.byPtr != nil {
+		if _, dup := s.byPtr.get(p); dup {
+			return fmt.Errorf("objstore: static %q: %w", name, ErrExists)
+		}
+	}
+	i := s.insert(id, t, p, nil, fLive|fStatic|fStale)
+	if s.active {
+		s.ents[i].shadow = newShadow(t, p)
+		s.byPtr.setShadow(p, s.ents[i].shadow)
+	}
+	return nil
+}
+
+// NewGroup creates a group. prefix, if not empty, names its objects (Name).
+func (s *Store) NewGroup(name, prefix string) (*Group, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.active {
+		return nil, fmt.Errorf("objstore: group %q: %w", name, ErrNotActive)
+	}
+	if _, dup := s.groupsByName[name]; dup {
+		return nil, fmt.Errorf("objstore: group %q: %w", name, ErrExists)
+	}
+	s.nextGrp++
+	return s.addGroup(s.nextGrp, name, prefix), nil
+}
+
+func (s *Store) addGroup(id uint32, name, prefix string) *Group {
+	g := &Group{id: id, name: name, prefix: prefix, head: -1}
+	s.groups[id] = g
+	s.groupsByName[name] = g
+	return g
+}
+
+// GroupByName returns the group called name (on a standby, as announced by
+// the active), or nil.
+func (s *Store) GroupByName(name string) *Group {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.groupsByName[name]
+}
+
+// insert adds an entry and indexes it; the caller holds s.mu.
+func (s *Store) insert(id uint64, t *typeInfo, p unsafe.Pointer, g *Group, flags uint32) int32 {
+	var i int32
+	if k := len(s.free); k > 0 {
+		i = s.free[k-1]
+		s.free = s.free[:k-1]
+	} else {
+		s.ents = append(s.ents, entry{})
+		i = int32(len(s.ents) - 1)
+	}
+	s.ents[i] = entry{id: id, ptr: p, t: t, flags: flags, gprev: -1, gnext: -1}
+	s.byID.set(id, i)
+	if s.byPtr != nil {
+		s.byPtr.set(p, i)
+		if t.interiorOf {
+			s.indexPages(i, true)
+		}
+	}
+	if g != nil {
+		e := &s.ents[i]
+		e.group = g.id
+		e.gnext = g.head
+		if g.head >= 0 {
+			s.ents[g.head].gprev = i
+		}
+		g.head = i
+		g.n++
+	}
+	s.nobj++
+	return i
+}
+
+// remove drops entry i from every index; the caller holds s.mu.
+func (s *Store) remove(i int32) {
+	e := &s.ents[i]
+	s.byID.del(e.id)
+	if s.byPtr != nil {
+		s.byPtr.del(e.ptr)
+		if e.t.interiorOf {
+			s.indexPages(i, false)
+		}
+	}
+	if g := s.groups[e.group]; e.group != 0 && g != nil {
+		if e.gprev >= 0 {
+			s.ents[e.gprev].gnext = e.gnext
+		} else {
+			g.head = e.gnext
+		}
+		if e.gnext >= 0 {
+			s.ents[e.gnext].gprev = e.gprev
+		}
+		g.n--
+	}
+	*e = entry{}
+	s.free = append(s.free, i)
+	s.nobj--
+}
+
+const pageShift = 12
+
+// indexPages adds or removes entry i in the address index that maps an
+// interior pointer back to its object: the object is listed under every 4 KiB
+// page it overlaps, so a lookup is one map probe and a short scan.
+func (s *Store) indexPages(i int32, add bool) {
+	e := &s.ents[i]
+	lo := uintptr(e.ptr) >> pageShift
+	hi := (uintptr(e.ptr) + max(e.t.rt.Size(), 1) - 1) >> pageShift
+	for pg := lo; pg <= hi; pg++ {
+		l := s.pages[pg]
+		if add {
+			s.pages[pg] = append(l, i)
+			continue
+		}
+		for k, j := range l {
+			if j == i {
+				l[k] = l[len(l)-1]
+				l = l[:len(l)-1]
+				break
+			}
+		}
+		if len(l) == 0 {
+			delete(s.pages, pg)
+		} else {
+			s.pages[pg] = l
+		}
+	}
+}
+
+func newShadow(t *typeInfo, src unsafe.Pointer) unsafe.Pointer {
+	p := reflect.New(t.rt).UnsafePointer()
+	copyValue(t.root, p, src)
+	return p
+}
+
+// refID maps a pointer to a whole object to its ID (refMapper).
+func (s *Store) refID(n *node, p unsafe.Pointer) (uint64, error) {
+	i, ok := s.byPtr.get(p)
+	if !ok {
+		return 0, fmt.Errorf("objstore: pointer to a %s at %p that is not in the store: %w", n.target.name, p, ErrDangling)
+	}
+	e := &s.ents[i]
+	if e.t != n.target {
+		return 0, fmt.Errorf("objstore: pointer to %s %d is typed *%s: %w", e.t.name, e.id, n.target.name, ErrDangling)
+	}
+	if e.flags&fPendingDelete != 0 {
+		return 0, fmt.Errorf("objstore: pointer to %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
+	}
+	s.refsTo = append(s.refsTo, i)
+	return e.id, nil
+}
+
+// interiorRef maps a pointer into an object to (ID, path) (refMapper).
+func (s *Store) interiorRef(n *node, p unsafe.Pointer, path []uint32) (uint64, []uint32, error) {
+	a := uintptr(p)
+	for _, i := range s.pages[a>>pageShift] {
+		e := &s.ents[i]
+		base := uintptr(e.ptr)
+		if e.t != n.target || a < base || a >= base+e.t.rt.Size() {
+			continue
+		}
+		path, ok := pathTo(e.t.root, a-base, n.elem.rt, path)
+		if !ok {
+			return 0, nil, fmt.Errorf("objstore: pointer into %s %d at offset %d is not a replicated %v: %w", e.t.name, e.id, a-base, n.elem.rt, ErrDangling)
+		}
+		if e.flags&fPendingDelete != 0 {
+			return 0, nil, fmt.Errorf("objstore: pointer into %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
+		}
+		s.refsTo = append(s.refsTo, i)
+		return e.id, path, nil
+	}
+	return 0, nil, fmt.Errorf("objstore: pointer %p is not inside any %s in the store: %w", p, n.target.name, ErrDangling)
+}
+
+// Get returns the object with the given ID. On a standby, read it only inside
+// Read or a subscriber callback: Apply writes objects in place.
+func (s *Store) Get(id uint64) (any, bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, ok := s.byID.get(id)
+	if !ok || s.ents[i].flags&fPendingCreate != 0 {
+		return nil, false
+	}
+	e := &s.ents[i]
+	return reflect.NewAt(e.t.rt, e.ptr).Interface(), true
+}
+
+// IDOf returns the ID of obj (active role).
+func (s *Store) IDOf(obj any) (uint64, bool) {
+	_, p, err := s.objOf(obj)
+	if err != nil || s.byPtr == nil {
+		return 0, false
+	}
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	i, ok := s.byPtr.get(p)
+	if !ok {
+		return 0, false
+	}
+	return s.ents[i].id, true
+}
+
+// Each calls fn for every committed object until fn returns false, holding
+// the read lock: fn must not call any method of the store (a nested read
+// lock deadlocks against a waiting writer).
+func (s *Store) Each(fn func(id uint64, obj any) bool) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	for i := range s.ents {
+		e := &s.ents[i]
+		if e.flags&fLive == 0 || e.flags&fPendingCreate != 0 {
+			continue
+		}
+		if !fn(e.id, reflect.NewAt(e.t.rt, e.ptr).Interface()) {
+			return
+		}
+	}
+}
+
+// Read runs fn under the store's read lock, so that a standby application
+// sees no transaction half-applied. Like Each, fn must not call the store.
+func (s *Store) Read(fn func()) {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	fn()
+}
+
+// Name returns the display name of an object: its group's or type's ID
+// prefix and its ID ("route-42"), or the bare ID without a prefix.
+func (s *Store) Name(id uint64) string {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	prefix := ""
+	if i, ok := s.byID.get(id); ok {
+		e := &s.ents[i]
+		prefix = e.t.prefix
+		if g := s.groups[e.group]; e.group != 0 && g != nil && g.prefix != "" {
+			prefix = g.prefix
+		}
+	}
+	if prefix == "" {
+		return strconv.FormatUint(id, 10)
+	}
+	return prefix + "-" + strconv.FormatUint(id, 10)
+}

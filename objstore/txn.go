@@ -1,0 +1,616 @@
+package objstore
+
+import (
+	"encoding/binary"
+	"fmt"
+	"unsafe"
+)
+
+const (
+	opCreate = iota + 1
+	opUpdate
+	opDelete
+	opDeleteGroup
+	opMessage
+	opIntent
+	opSync
+	opSyncGroup
+)
+
+// op is one operation of the open transaction. Creates, updates and deletes
+// are encoded at commit, in order: the object's state at commit is what the
+// peer gets, several updates of one object coalesce, and pointers to objects
+// created later in the same transaction resolve. Messages and intents are
+// values, encoded when made, into Store.pre.
+type op struct {
+	kind     uint8
+	ent      int32
+	g        *Group
+	pre, end int // Store.pre[pre:end]: encoded message or intent record
+}
+
+// Txn is a handle on a transaction of an active store. Operations check
+// their arguments at once; the records are made and sent by Commit. The
+// transaction's state lives in the store (there is at most one open), so a
+// Txn is a small value and Begin does not allocate; a handle whose
+// transaction has ended reports ErrTxnDone.
+type Txn struct {
+	s  *Store
+	id uint64
+}
+
+// Begin opens a transaction. A store has at most one open transaction: the
+// write path belongs to one goroutine, and one open transaction is what
+// keeps commit order equal to transaction order.
+func (s *Store) Begin() (Txn, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.active {
+		return Txn{}, fmt.Errorf("objstore: begin: %w", ErrNotActive)
+	}
+	if s.txnOpen {
+		return Txn{}, fmt.Errorf("objstore: begin: txn %d: %w", s.nextTxn, ErrTxnOpen)
+	}
+	s.nextTxn++
+	t := Txn{s: s, id: s.nextTxn}
+	s.txnOpen = true
+	s.clearScratch()
+	return t, nil
+}
+
+// ID returns the transaction ID carried by its records.
+func (t Txn) ID() uint64 { return t.id }
+
+func (t Txn) check(what string) error {
+	if t.s == nil || !t.s.txnOpen || t.s.nextTxn != t.id {
+		return fmt.Errorf("objstore: txn %d: %s: %w", t.id, what, ErrTxnDone)
+	}
+	return nil
+}
+
+// Create adds obj, a pointer to a registered struct, as a dynamic object and
+// returns its ID. The store keeps obj (not a copy): later changes to it are
+// replicated by Update or Sync.
+func (t Txn) Create(obj any) (uint64, error) { return t.CreateIn(nil, obj) }
+
+// CreateIn is Create with the object placed in group g (nil: no group).
+func (t Txn) CreateIn(g *Group, obj any) (uint64, error) {
+	if err := t.check("create"); err != nil {
+		return 0, err
+	}
+	s := t.s
+	ti, p, err := s.objOf(obj)
+	if err != nil {
+		return 0, fmt.Errorf("objstore: txn %d: create: %w", t.id, err)
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if i, dup := s.byPtr.get(p); dup {
+		return 0, fmt.Errorf("objstore: txn %d: create %s: already %s %d: %w", t.id, ti.name, s.ents[i].t.name, s.ents[i].id, ErrExists)
+	}
+	if g != nil && s.groups[g.id] != g {
+		return 0, fmt.Errorf("objstore: txn %d: create %s: group %q is not of this store", t.id, ti.name, g.name)
+	}
+	id := s.nextID
+	s.nextID++
+	i := s.insert(id, ti, p, g, fLive|fPendingCreate)
+	s.ops = append(s.ops, op{kind: opCreate, ent: i})
+	return id, nil
+}
+
+func (t Txn) lookup(what string, obj any) (int32, error) {
+	if err := t.check(what); err != nil {
+		return 0, err
+	}
+	s := t.s
+	ti, p, err := s.objOf(obj)
+	if err != nil {
+		return 0, fmt.Errorf("objstore: txn %d: %s: %w", t.id, what, err)
+	}
+	slot := s.byPtr.find(p)
+	if slot == nil {
+		return 0, fmt.Errorf("objstore: txn %d: %s %s at %p: %w", t.id, what, ti.name, p, ErrUnknownObject)
+	}
+	i := slot.val
+	if sh := slot.shadow; sh != nil {
+		// Start the shadow's cache miss now, in parallel with the entry's:
+		// in a store far larger than the CPU cache that is one DRAM round
+		// trip fewer per commit.
+		s.touch += *(*byte)(sh)
+	}
+	if e := &s.ents[i]; e.flags&fPendingDelete != 0 {
+		return 0, fmt.Errorf("objstore: txn %d: %s %s %d: %w", t.id, what, ti.name, e.id, ErrDeleted)
+	}
+	return i, nil
+}
+
+// Update records that obj may have changed. At commit, obj is compared with
+// the shadow of what the peer holds and only the changed fields are sent.
+func (t Txn) Update(obj any) error {
+	i, err := t.lookup("update", obj)
+	if err != nil {
+		return err
+	}
+	t.s.ops = append(t.s.ops, op{kind: opUpdate, ent: i})
+	return nil
+}
+
+// Delete removes obj from the store.
+func (t Txn) Delete(obj any) error {
+	i, err := t.lookup("delete", obj)
+	if err != nil {
+		return err
+	}
+	s := t.s
+	e := &s.ents[i]
+	if e.flags&fStatic != 0 {
+		return fmt.Errorf("objstore: txn %d: delete %s %d: %w", t.id, e.t.name, e.id, ErrStatic)
+	}
+	s.mu.Lock()
+	e.flags |= fPendingDelete
+	s.mu.Unlock()
+	s.ops = append(s.ops, op{kind: opDelete, ent: i})
+	return nil
+}
+
+// DeleteGroup deletes every object of g, as one record.
+func (t Txn) DeleteGroup(g *Group) error {
+	if err := t.check("delete group"); err != nil {
+		return err
+	}
+	s := t.s
+	if s.groups[g.id] != g {
+		return fmt.Errorf("objstore: txn %d: delete group %q: not of this store", t.id, g.name)
+	}
+	s.mu.Lock()
+	for i := g.head; i >= 0; i = s.ents[i].gnext {
+		s.ents[i].flags |= fPendingDelete
+	}
+	s.mu.Unlock()
+	s.ops = append(s.ops, op{kind: opDeleteGroup, g: g})
+	return nil
+}
+
+// Sync scans every object at commit and sends what changed (transparent
+// mode, for code that cannot say what it changed).
+func (t Txn) Sync() error {
+	if err := t.check("sync"); err != nil {
+		return err
+	}
+	t.s.ops = append(t.s.ops, op{kind: opSync})
+	return nil
+}
+
+// Sync runs a transaction that only scans every object for changes: the
+// transparent mode for code that changes objects without telling the store.
+func (s *Store) Sync() error {
+	tx, err := s.Begin()
+	if err != nil {
+		return err
+	}
+	_ = tx.Sync()
+	return tx.Commit()
+}
+
+// SyncGroup is Sync restricted to the objects of g.
+func (t Txn) SyncGroup(g *Group) error {
+	if err := t.check("sync group"); err != nil {
+		return err
+	}
+	t.s.ops = append(t.s.ops, op{kind: opSyncGroup, g: g})
+	return nil
+}
+
+// Message sends msg, a pointer to a registered type, to the standby
+// application's message handler when the transaction applies there. msg is
+// encoded now; it may be reused after the call.
+func (t Txn) Message(msg any) error {
+	if err := t.check("message"); err != nil {
+		return err
+	}
+	s := t.s
+	ti, p, err := s.objOf(msg)
+	if err != nil {
+		return fmt.Errorf("objstore: txn %d: message: %w", t.id, err)
+	}
+	start := len(s.pre)
+	b := append(s.pre, recMessage)
+	b = binary.AppendUvarint(b, t.id)
+	b = binary.AppendUvarint(b, uint64(ti.id))
+	b, err = encodeValue(ti.root, b, p, s)
+	if err == nil && len(b) > s.cfg.MaxTxnBytes {
+		err = fmt.Errorf("%d bytes, limit %d: %w", len(b), s.cfg.MaxTxnBytes, ErrTxnTooLarge)
+	}
+	if err != nil {
+		s.pre = b[:start]
+		return fmt.Errorf("objstore: txn %d: message %s: %w", t.id, ti.name, err)
+	}
+	s.pre = b
+	s.announce(ti)
+	s.ops = append(s.ops, op{kind: opMessage, pre: start, end: len(b)})
+	return nil
+}
+
+// Intent attaches an opaque record that the standby keeps until this
+// transaction commits there; if the standby is promoted before that, it hands
+// the intent back to the application to re-execute.
+func (t Txn) Intent(data []byte) error {
+	if err := t.check("intent"); err != nil {
+		return err
+	}
+	s := t.s
+	start := len(s.pre)
+	b := append(s.pre, recIntent)
+	b = binary.AppendUvarint(b, t.id)
+	b = append(b, data...)
+	if len(b) > s.cfg.MaxTxnBytes {
+		s.pre = b[:start]
+		return fmt.Errorf("objstore: txn %d: intent of %d bytes: %w", t.id, len(data), ErrTxnTooLarge)
+	}
+	s.pre = b
+	s.ops = append(s.ops, op{kind: opIntent, pre: start, end: len(b)})
+	return nil
+}
+
+// Abort ends the transaction without sending anything.
+func (t Txn) Abort() error {
+	if err := t.check("abort"); err != nil {
+		return err
+	}
+	s := t.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.rollback()
+	s.txnOpen = false
+	return nil
+}
+
+// Commit encodes the transaction's records and hands them to the sink: first
+// any Schema and Group records the peer has not seen, then the transaction's
+// records, then its Commit record. If encoding fails (a dangling pointer, the
+// size limit) nothing is sent and the store is as before the transaction,
+// except that the objects' own memory keeps whatever the application wrote
+// into it. If the sink fails, the commit stands locally and the error wraps
+// ErrSink: the peer's stream is broken and needs a resync.
+//
+// The sink runs without the store's lock, so readers are not held up by a
+// sink that waits for a send window; the transaction stays open until the
+// sink has everything, which keeps records in commit order.
+func (t Txn) Commit() error {
+	if err := t.check("commit"); err != nil {
+		return err
+	}
+	s := t.s
+	s.mu.Lock()
+	if err := s.encodeTxn(t.id); err != nil {
+		s.rollback()
+		s.txnOpen = false
+		s.mu.Unlock()
+		return fmt.Errorf("objstore: commit txn %d: %w", t.id, err)
+	}
+	s.finish()
+	s.mu.Unlock()
+	err := s.emit()
+	s.mu.Lock()
+	s.clearScratch()
+	s.txnOpen = false
+	s.mu.Unlock()
+	if err != nil {
+		return fmt.Errorf("objstore: commit txn %d: %w: %w", t.id, ErrSink, err)
+	}
+	return nil
+}
+
+// emit hands the encoded announcements and records to the sink.
+func (s *Store) emit() error {
+	start := 0
+	for _, end := range s.headEnds {
+		if err := s.cfg.Sink.WriteRecord(s.head[start:end]); err != nil {
+			return err
+		}
+		start = end
+	}
+	for _, id := range s.newTypes {
+		s.schemaSent[id] = true
+	}
+	for _, id := range s.newGrps {
+		s.groupSent[id] = true
+	}
+	start = 0
+	for _, end := range s.ends {
+		if err := s.cfg.Sink.WriteRecord(s.recs[start:end]); err != nil {
+			return err
+		}
+		start = end
+	}
+	return nil
+}
+
+// announce queues a Schema record for t if the peer has not seen it.
+func (s *Store) announce(t *typeInfo) {
+	if s.schemaSent[t.id] {
+		return
+	}
+	for _, id := range s.newTypes {
+		if id == t.id {
+			return
+		}
+	}
+	s.newTypes = append(s.newTypes, t.id)
+	s.head = append(s.head, recSchema)
+	s.head = binary.AppendUvarint(s.head, uint64(t.id))
+	s.head = append(s.head, t.schemaEnc...)
+	s.headEnds = append(s.headEnds, len(s.head))
+}
+
+func (s *Store) announceGroup(g *Group) {
+	if g == nil || s.groupSent[g.id] {
+		return
+	}
+	for _, id := range s.newGrps {
+		if id == g.id {
+			return
+		}
+	}
+	s.newGrps = append(s.newGrps, g.id)
+	s.head = append(s.head, recGroup)
+	s.head = binary.AppendUvarint(s.head, uint64(g.id))
+	s.head = appendString(s.head, g.name)
+	s.head = appendString(s.head, g.prefix)
+	s.headEnds = append(s.headEnds, len(s.head))
+}
+
+// encodeTxn makes every record of t into s.recs. It updates shadows as it
+// goes and lists them in s.touched, so that a failure can mark them stale.
+func (s *Store) encodeTxn(txn uint64) error {
+	s.recs, s.ends, s.touched = s.recs[:0], s.ends[:0], s.touched[:0]
+	// head, the new* lists and refsTo may hold what Message queued.
+	var err error
+	for k := range s.ops {
+		o := &s.ops[k]
+		switch o.kind {
+		case opCreate:
+			err = s.encodeCreate(txn, o.ent)
+		case opUpdate:
+			err = s.encodeUpdate(txn, o.ent)
+		case opDelete:
+			e := &s.ents[o.ent]
+			s.recs = append(s.recs, recDelete)
+			s.recs = binary.AppendUvarint(s.recs, txn)
+			s.recs = binary.AppendUvarint(s.recs, e.id)
+			s.recs = binary.AppendUvarint(s.recs, uint64(e.t.id))
+			s.announce(e.t)
+			s.ends = append(s.ends, len(s.recs))
+		case opDeleteGroup:
+			s.announceGroup(o.g)
+			s.recs = append(s.recs, recDeleteGroup)
+			s.recs = binary.AppendUvarint(s.recs, txn)
+			s.recs = binary.AppendUvarint(s.recs, uint64(o.g.id))
+			s.ends = append(s.ends, len(s.recs))
+		case opMessage, opIntent:
+			s.recs = append(s.recs, s.pre[o.pre:o.end]...)
+			s.ends = append(s.ends, len(s.recs))
+		case opSync:
+			for i := range s.ents {
+				if err = s.syncEntry(txn, int32(i)); err != nil {
+					break
+				}
+			}
+		case opSyncGroup:
+			for i := o.g.head; i >= 0 && err == nil; i = s.ents[i].gnext {
+				err = s.syncEntry(txn, i)
+			}
+		}
+		if err == nil && len(s.recs) > s.cfg.MaxTxnBytes {
+			err = fmt.Errorf("%d bytes of records, limit %d: %w", len(s.recs), s.cfg.MaxTxnBytes, ErrTxnTooLarge)
+		}
+		if err != nil {
+			return err
+		}
+	}
+	// A pointer encoded before its target's Delete in the same transaction.
+	for _, i := range s.refsTo {
+		if e := &s.ents[i]; e.flags&fPendingDelete != 0 {
+			return fmt.Errorf("objstore: pointer to %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
+		}
+	}
+	if len(s.ends) == 0 {
+		// Nothing changed (a Sync that found nothing): no record, no seq.
+		return nil
+	}
+	s.seq++
+	s.recs = append(s.recs, recCommit)
+	s.recs = binary.AppendUvarint(s.recs, txn)
+	s.recs = binary.AppendUvarint(s.recs, s.seq)
+	s.recs = binary.AppendUvarint(s.recs, uint64(len(s.ends)))
+	s.ends = append(s.ends, len(s.recs))
+	return nil
+}
+
+func (s *Store) syncEntry(txn uint64, i int32) error {
+	e := &s.ents[i]
+	if e.flags&fLive == 0 || e.flags&fPendingDelete != 0 || s.ents[i].shadow == nil {
+		return nil
+	}
+	return s.encodeUpdate(txn, i)
+}
+
+func (s *Store) encodeCreate(txn uint64, i int32) error {
+	e := &s.ents[i]
+	t := e.t
+	g := s.groups[e.group]
+	s.announce(t)
+	s.announceGroup(g)
+	start := len(s.recs)
+	b := append(s.recs, recCreate)
+	b = binary.AppendUvarint(b, txn)
+	b = binary.AppendUvarint(b, e.id)
+	b = binary.AppendUvarint(b, uint64(t.id))
+	b = binary.AppendUvarint(b, uint64(e.group))
+	b, err := encodeValue(t.root, b, e.ptr, s)
+	if err != nil {
+		s.recs = b[:start]
+		return fmt.Errorf("create %s %d: %w", t.name, e.id, err)
+	}
+	s.recs = b
+	s.ends = append(s.ends, len(b))
+	e = &s.ents[i]
+	if s.ents[i].shadow == nil {
+		s.ents[i].shadow = newShadow(t, e.ptr)
+		s.byPtr.setShadow(e.ptr, s.ents[i].shadow)
+	} else {
+		copyValue(t.root, s.ents[i].shadow, e.ptr)
+	}
+	e.flags &^= fStale
+	s.touched = append(s.touched, i)
+	return nil
+}
+
+// encodeUpdate diffs entry i against its shadow and, if anything changed,
+// appends an Update record with the changed fields and refreshes the shadow.
+func (s *Store) encodeUpdate(txn uint64, i int32) error {
+	e := &s.ents[i]
+	t := e.t
+	sh := s.ents[i].shadow
+	if sh == nil {
+		// Created by this transaction after this point: its Create carries
+		// the state at commit.
+		return nil
+	}
+	ch := s.changed[:0]
+	if e.flags&fStale != 0 {
+		for k := range t.root.fields {
+			ch = append(ch, k)
+		}
+	} else {
+		ch = t.diff(e.ptr, sh, ch)
+	}
+	s.changed = ch
+	if len(ch) == 0 {
+		return nil
+	}
+	s.announce(t)
+	start := len(s.recs)
+	b := append(s.recs, recUpdate)
+	b = binary.AppendUvarint(b, txn)
+	b = binary.AppendUvarint(b, e.id)
+	b = binary.AppendUvarint(b, uint64(t.id))
+	b = binary.AppendUvarint(b, uint64(len(ch)))
+	var err error
+	for _, k := range ch {
+		f := t.root.fields[k]
+		b = binary.AppendUvarint(b, uint64(k))
+		if b, err = encodeValue(f.n, b, add(e.ptr, f.off), s); err != nil {
+			s.recs = b[:start]
+			return fmt.Errorf("update %s %d: field %s: %w", t.name, e.id, f.name, err)
+		}
+	}
+	s.recs = b
+	s.ends = append(s.ends, len(b))
+	for _, k := range ch {
+		f := t.root.fields[k]
+		copyValue(f.n, add(sh, f.off), add(e.ptr, f.off))
+	}
+	e.flags &^= fStale
+	s.touched = append(s.touched, i)
+	return nil
+}
+
+// diff appends to out the indexes of the top-level fields of the object at a
+// that differ from the shadow at b. Raw fields are compared run by run, one
+// memory compare per run of adjacent fields, and field by field only inside
+// a run that differs.
+func (t *typeInfo) diff(a, b unsafe.Pointer, out []int) []int {
+	fs := t.root.fields
+	for _, r := range t.runs {
+		if memEq(add(a, r.off), add(b, r.off), r.end-r.off) {
+			continue
+		}
+		for k := r.firstField; k <= r.lastField; k++ {
+			if n := len(out); n > 0 && out[n-1] >= k {
+				continue
+			}
+			f := fs[k]
+			if f.n.raw && !equalValue(f.n, add(a, f.off), add(b, f.off)) {
+				out = append(out, k)
+			}
+		}
+	}
+	for _, k := range t.nonRaw {
+		f := fs[k]
+		if !equalValue(f.n, add(a, f.off), add(b, f.off)) {
+			out = append(out, k)
+		}
+	}
+	return out
+}
+
+// rollback undoes the open transaction's effect on the store's bookkeeping.
+func (s *Store) rollback() {
+	for _, i := range s.touched {
+		s.ents[i].flags |= fStale
+	}
+	for k := len(s.ops) - 1; k >= 0; k-- {
+		o := &s.ops[k]
+		switch o.kind {
+		case opCreate:
+			if s.ents[o.ent].flags&fLive != 0 {
+				s.remove(o.ent)
+			}
+		case opDelete:
+			s.ents[o.ent].flags &^= fPendingDelete
+		case opDeleteGroup:
+			for i := o.g.head; i >= 0; i = s.ents[i].gnext {
+				s.ents[i].flags &^= fPendingDelete
+			}
+		}
+	}
+	// Deletes of objects created earlier in the transaction were undone with
+	// the creates; re-mark nothing else. Restore any flags the loop above
+	// cleared on objects deleted twice (Delete then DeleteGroup).
+	s.clearScratch()
+}
+
+// finish applies a successful commit's deletes and creates to the indexes.
+func (s *Store) finish() {
+	for k := range s.ops {
+		o := &s.ops[k]
+		switch o.kind {
+		case opCreate:
+			s.ents[o.ent].flags &^= fPendingCreate
+		case opDelete:
+			if s.ents[o.ent].flags&fLive != 0 {
+				s.remove(o.ent)
+			}
+		case opDeleteGroup:
+			// Members created after the DeleteGroup in this transaction stay,
+			// as they do on the standby, which applies records in order.
+			for i := o.g.head; i >= 0; {
+				next := s.ents[i].gnext
+				if s.ents[i].flags&fPendingDelete != 0 {
+					s.remove(i)
+				}
+				i = next
+			}
+		}
+	}
+}
+
+func (s *Store) clearScratch() {
+	clear(s.ops)
+	s.ops = s.ops[:0]
+	s.pre = s.pre[:0]
+	s.head, s.headEnds = s.head[:0], s.headEnds[:0]
+	s.newTypes, s.newGrps = s.newTypes[:0], s.newGrps[:0]
+	s.refsTo = s.refsTo[:0]
+}
+
+// ResetPeer starts a new stream (a new or returning peer): schemas and groups
+// are announced again. The peer still needs every object (bulk sync, a later
+// step); ResetPeer only resets what the stream itself remembers.
+func (s *Store) ResetPeer() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	clear(s.schemaSent)
+	clear(s.groupSent)
+}
