@@ -1,6 +1,7 @@
 package l2transport
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"hash/maphash"
@@ -197,5 +198,55 @@ func TestMemLink(t *testing.T) {
 			t.Errorf("write after close: %v", err)
 		}
 		a.Close()
+	})
+}
+
+// TestConnSendBatch: SendBatch delivers every message once, in order, also
+// when it has to wait for send-buffer space half-way through a batch, and
+// reports how far it got when it gives up.
+func TestConnSendBatch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		la, lb := NewMemPair(1500, Faults{Delay: 100 * time.Microsecond}, Faults{Delay: 100 * time.Microsecond}, 1)
+		cfg := connConfig(1)
+		cfg.SendBuffer = 64 << 10 // a batch of 256 KiB must block and resume
+		var got [][]byte
+		done := make(chan struct{})
+		const n = 4096
+		b, err := NewConn(lb, connConfig(2), WithHandler(func(m Message) {
+			got = append(got, append([]byte(nil), m.Data...))
+			if len(got) == n {
+				close(done)
+			}
+		}))
+		if err != nil {
+			t.Fatal(err)
+		}
+		a, err := NewConn(la, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		msgs := numbered(n)
+		for i := 0; i < n; i += 1024 {
+			k, err := a.SendBatch(context.Background(), msgs[i:i+1024], 7)
+			if k != 1024 || err != nil {
+				t.Fatalf("SendBatch = %d, %v", k, err)
+			}
+		}
+		<-done
+		for i := range got {
+			if !bytes.Equal(got[i], msgs[i]) {
+				t.Fatalf("message %d differs", i)
+			}
+		}
+		// Too large a message stops the batch there.
+		big := make([]byte, cfg.SendBuffer+DefaultMaxMessage)
+		if k, err := a.SendBatch(context.Background(), [][]byte{msgs[0], big, msgs[1]}, 0); k != 1 || !errors.Is(err, ErrMessageTooLarge) {
+			t.Errorf("SendBatch with an oversize message = %d, %v; want 1, ErrMessageTooLarge", k, err)
+		}
+		a.Close()
+		if k, err := a.SendBatch(context.Background(), msgs[:2], 0); k != 0 || !errors.Is(err, ErrConnClosed) {
+			t.Errorf("SendBatch after Close = %d, %v", k, err)
+		}
+		b.Close()
 	})
 }

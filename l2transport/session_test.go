@@ -437,3 +437,68 @@ func TestFaultModelDeterministic(t *testing.T) {
 		t.Errorf("partitioned: %+v", d)
 	}
 }
+
+// TestRequestResponseAckPiggybacked: in a request/response exchange the
+// delayed ack never sits on the critical path. The response carries the
+// acknowledgment of the request, no standalone Ack is sent while the responses
+// keep coming, and nothing waits for the AckDelay timer.
+func TestRequestResponseAckPiggybacked(t *testing.T) {
+	a, b := pair(t, 1, 2)
+	now := establish(t, a, b, simEpoch)
+	deliver := func(from, to *Session) (frames []frame.Header, msgs int) {
+		rd := from.Ready()
+		c := frame.NewCodec(nil)
+		for _, f := range rd.Frames {
+			var h frame.Header
+			if _, err := c.Decode(f, &h); err != nil {
+				t.Fatal(err)
+			}
+			frames = append(frames, h)
+			to.Step(f, now)
+		}
+		from.Advance()
+		rd = to.Ready()
+		msgs = len(rd.Messages)
+		to.AdvanceFrames()
+		to.ReleaseMessages()
+		return frames, msgs
+	}
+	acks0 := a.Stats().AcksSent + b.Stats().AcksSent
+	for i := range 100 {
+		now = now.Add(10 * time.Microsecond) // far less than AckDelay
+		a.Tick(now)
+		if err := a.Send([]byte("request"), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+		req, n := deliver(a, b)
+		if len(req) != 1 || req[0].Type != frame.TypeData || n != 1 {
+			t.Fatalf("round %d: request went as %+v, %d messages delivered", i, req, n)
+		}
+		b.Tick(now)
+		if err := b.Send([]byte("response"), uint64(i)); err != nil {
+			t.Fatal(err)
+		}
+		resp, n := deliver(b, a)
+		if len(resp) != 1 || resp[0].Type != frame.TypeData || n != 1 {
+			t.Fatalf("round %d: response went as %+v, %d messages delivered", i, resp, n)
+		}
+		if resp[0].Ack != req[0].Seq+1 {
+			t.Fatalf("round %d: response acks %d, want %d (the request)", i, resp[0].Ack, req[0].Seq+1)
+		}
+		if st := a.Stats(); st.InFlight != 0 {
+			t.Fatalf("round %d: %d frames still in flight after the response", i, st.InFlight)
+		}
+	}
+	if acks := a.Stats().AcksSent + b.Stats().AcksSent - acks0; acks != 0 {
+		t.Errorf("%d standalone acks sent during the exchange, want 0", acks)
+	}
+	// A's last response is acknowledged only by the delayed ack, AckDelay later.
+	a.Tick(now.Add(DefaultAckDelay - time.Microsecond))
+	if a.HasReady() {
+		t.Error("ack sent before AckDelay passed")
+	}
+	a.Tick(now.Add(DefaultAckDelay))
+	if !a.HasReady() {
+		t.Error("no delayed ack after AckDelay")
+	}
+}

@@ -134,8 +134,11 @@ type SessionStats struct {
 	Retransmits     uint64 // every data frame sent again, for whatever reason
 	FastRetransmits uint64 // of which triggered by SACK or duplicate acks
 	Timeouts        uint64 // RTO expiries
-	Backpressure    uint64 // Send calls refused with ErrBackpressure
-	PeerRestarts    uint64
+	// SpuriousTimeouts counts RTO expiries found spurious: the ack that
+	// followed covered frames that had not been resent (see F-RTO).
+	SpuriousTimeouts uint64
+	Backpressure     uint64 // Send calls refused with ErrBackpressure
+	PeerRestarts     uint64
 
 	// DecodeErrors counts frames refused by the codec, indexed by frame.Error.
 	DecodeErrors [frame.NumErrors]uint64

@@ -12,8 +12,17 @@
 // figures. Knobs, all optional:
 //
 //	SWHA_BENCH_DURATION=5s   how long one iteration sends
-//	SWHA_BENCH_PIN=none|S,R  CPU placement (default 0,1; see netnstest.Pin)
+//	SWHA_BENCH_PIN=none|S,R  CPU placement (default 0,1, but none for the Conn
+//	                         throughput benchmarks; see netnstest.Pin)
 //	SWHA_BENCH_RX=recvmmsg   receive with recvmmsg instead of the RX ring
+//	SWHA_BENCH_WINDOW=2048   SessionConfig.RecvWindow for the Conn benchmarks
+//	SWHA_SEED=N              replay the fault decisions of an end-to-end test
+//
+// The Conn benchmarks (BulkVsTCP, SmallMessages, PingPong, Lossy) are run with
+//
+//	sudo go test ./tests/ -run '^$' -bench 'BulkVsTCP|SmallMessages|^BenchmarkPingPong$|Lossy' -benchtime=1x
+//
+// and place goroutines as described in conn_bench_test.go.
 //
 // The 2-core build VMs are shared: check that nothing else is running before
 // trusting a figure, and compare runs made back to back.

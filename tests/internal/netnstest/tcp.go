@@ -90,6 +90,15 @@ func (p *Pair) tcpPair() (client, server *net.TCPConn, err error) {
 // reports what B received, with the sender and receiver placed per pin (see
 // Pin.Apply). Writes are 256 KiB: large enough that syscall overhead does not count.
 func TCPBulk(p *Pair, d time.Duration, pin Pin) (BulkResult, error) {
+	return TCPStream(p, d, 256<<10, pin)
+}
+
+// TCPStream is TCPBulk with writeSize bytes per Write, for baselines of
+// batched small messages (writeSize = messages per batch × message size).
+func TCPStream(p *Pair, d time.Duration, writeSize int, pin Pin) (BulkResult, error) {
+	if writeSize <= 0 {
+		return BulkResult{}, fmt.Errorf("netnstest: tcp stream: write size %d", writeSize)
+	}
 	client, server, err := p.tcpPair()
 	if err != nil {
 		return BulkResult{}, err
@@ -126,7 +135,7 @@ func TCPBulk(p *Pair, d time.Duration, pin Pin) (BulkResult, error) {
 	}()
 
 	start, serr := func() (time.Time, error) {
-		buf := make([]byte, 256<<10)
+		buf := make([]byte, writeSize)
 		start := time.Now()
 		stop := start.Add(d)
 		for time.Now().Before(stop) {
