@@ -434,15 +434,7 @@ func (l *AFPacketLink) WriteBatch(pdus [][]byte) (int, error) {
 	}
 	done := 0
 	for done < len(pdus) {
-		n := min(len(pdus)-done, l.batch)
-		for i := range n {
-			p := pdus[done+i]
-			if len(p) > l.maxPDU || len(p) == 0 {
-				n = i
-				break
-			}
-			l.tx.setIov(i, 1, p)
-		}
+		n := l.tx.setPDUs(pdus[done:min(len(pdus), done+l.batch)], 1, l.maxPDU)
 		if n == 0 {
 			return done, l.errorf("write: PDU of %d bytes, want 1 to %d", len(pdus[done]), l.maxPDU)
 		}
@@ -458,12 +450,8 @@ func (l *AFPacketLink) WriteBatch(pdus [][]byte) (int, error) {
 			// Not documented to happen; refuse to spin on it.
 			return done, l.errorf("sendmmsg sent nothing")
 		}
-		var bytes uint64
-		for _, p := range pdus[done : done+sent] {
-			bytes += uint64(len(p))
-		}
 		l.framesOut.Add(uint64(sent))
-		l.bytesOut.Add(bytes)
+		l.bytesOut.Add(totalLen(pdus[done : done+sent]))
 		done += sent
 		switch errno {
 		case 0:

@@ -82,6 +82,26 @@ func (o *mmsgOp) setIov(i, j int, b []byte) {
 	v.SetLen(len(b))
 }
 
+// setPDUs points iovec slot of successive messages at pdus, stopping at the
+// first PDU that is empty or longer than maxPDU, and returns how many it set.
+func (o *mmsgOp) setPDUs(pdus [][]byte, slot, maxPDU int) int {
+	for i, p := range pdus {
+		if len(p) > maxPDU || len(p) == 0 {
+			return i
+		}
+		o.setIov(i, slot, p)
+	}
+	return len(pdus)
+}
+
+func totalLen(bufs [][]byte) uint64 {
+	var n uint64
+	for _, b := range bufs {
+		n += uint64(len(b))
+	}
+	return n
+}
+
 // msgLen is the byte count the kernel reported for message i of the last call.
 func (o *mmsgOp) msgLen(i int) int { return int(o.msgs[i].Len) }
 

@@ -261,15 +261,7 @@ func (l *UDPLink) WriteBatch(pdus [][]byte) (int, error) {
 	}
 	done := 0
 	for done < len(pdus) {
-		n := min(len(pdus)-done, l.batch)
-		for i := range n {
-			p := pdus[done+i]
-			if len(p) > l.maxPDU || len(p) == 0 {
-				n = i
-				break
-			}
-			l.tx.setIov(i, 0, p)
-		}
+		n := l.tx.setPDUs(pdus[done:min(len(pdus), done+l.batch)], 0, l.maxPDU)
 		if n == 0 {
 			return done, l.errorf("write: PDU of %d bytes, want 1 to %d", len(pdus[done]), l.maxPDU)
 		}
@@ -280,12 +272,8 @@ func (l *UDPLink) WriteBatch(pdus [][]byte) (int, error) {
 		if sent == 0 && errno == 0 {
 			return done, l.errorf("sendmmsg sent nothing")
 		}
-		var bytes uint64
-		for _, p := range pdus[done : done+sent] {
-			bytes += uint64(len(p))
-		}
 		l.framesOut.Add(uint64(sent))
-		l.bytesOut.Add(bytes)
+		l.bytesOut.Add(totalLen(pdus[done : done+sent]))
 		done += sent
 		switch errno {
 		case 0:
