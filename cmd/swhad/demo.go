@@ -12,8 +12,8 @@ var components = []struct {
 	built bool
 }{
 	{"frame: wire format, CRC32C, HMAC key ring, gopacket layer, Wireshark dissector", true},
-	{"l2transport: AF_PACKET/UDP/in-memory links, reliable session", false},
-	{"objstore: replicated objects and transactions", false},
+	{"l2transport: AF_PACKET/UDP/in-memory links, reliable session", true},
+	{"objstore: replicated objects and transactions (core)", true},
 	{"heartbeat + failover: detection and promotion", false},
 }
 
