@@ -14,6 +14,10 @@ const (
 	OpCreate Op = iota + 1
 	OpUpdate
 	OpDelete
+	// OpReset: a snapshot replaced the whole mirror; the creates of its
+	// objects follow. A subscriber that keeps derived state (a warm FIB)
+	// drops what it has not seen again by the end of the transaction.
+	OpReset
 )
 
 func (o Op) String() string {
@@ -24,6 +28,8 @@ func (o Op) String() string {
 		return "update"
 	case OpDelete:
 		return "delete"
+	case OpReset:
+		return "reset"
 	}
 	return fmt.Sprintf("op(%d)", uint8(o))
 }
@@ -40,24 +46,38 @@ type Change struct {
 
 // stagedTxn holds a transaction's records until its Commit arrives.
 type stagedTxn struct {
-	id     uint64
-	data   []byte
-	ends   []int
-	failed error
+	id       uint64
+	data     []byte
+	ends     []int
+	failed   error
+	snapshot bool // begins with a Snapshot record
 }
 
 // applyState is the standby's per-commit scratch, reused across commits.
 type applyState struct {
-	overlay map[uint64]overlayObj // this transaction's creates and deletes, by ID
+	overlay overlayTab // this step's creates and deletes, by ID
 	refs    []noteRef
 	paths   []uint32
 	changes []Change
 	msgs    []any
 	created []int32
+	// snapshot: the transaction being validated replaces every dynamic
+	// object, so the store's own dynamic objects do not exist for it.
+	snapshot bool
+	// objs holds the objects the step creates, allocated before validation
+	// so that validation decodes each Create straight into its object (the
+	// object is not in the store yet, so no reader sees it) and pointers to
+	// objects created later in the step resolve. A step that fails leaves
+	// them to the collector.
+	objs overlayTab
+	// staging: references resolved while validating are also noted, to be
+	// checked against the state at the end of the step.
+	staging bool
 }
 
 type overlayObj struct {
 	t       *typeInfo
+	ptr     unsafe.Pointer // applying.objs: the new object
 	deleted bool
 	static  bool
 }
@@ -142,7 +162,7 @@ func (s *Store) Apply(rec []byte) error {
 		}
 		s.addGroup(uint32(id), name, prefix)
 		return nil
-	case recCreate, recUpdate, recDelete, recDeleteGroup, recMessage, recIntent, recAbort, recCommit:
+	case recCreate, recUpdate, recDelete, recDeleteGroup, recMessage, recIntent, recAbort, recCommit, recCoord, recSnapshot:
 	default:
 		if d.err != nil {
 			return fmt.Errorf("objstore: apply: %w", d.err)
@@ -154,6 +174,20 @@ func (s *Store) Apply(rec []byte) error {
 		return fmt.Errorf("objstore: apply: %w", d.err)
 	}
 	st := s.staged[txn]
+	if kind == recSnapshot {
+		// A snapshot supersedes whatever was staged or held: it is the
+		// sender's whole committed state. The type announcements stay: the
+		// snapshot's own come just before it.
+		s.mu.Lock()
+		s.dropPending()
+		s.awaitSnap = false
+		s.mu.Unlock()
+		st = s.newStaged(txn)
+		st.snapshot = true
+		s.staged[txn] = st
+	} else if s.awaitSnap {
+		return nil
+	}
 	switch kind {
 	case recAbort:
 		delete(s.staged, txn)
@@ -168,7 +202,9 @@ func (s *Store) Apply(rec []byte) error {
 			return fmt.Errorf("objstore: apply commit of txn %d: %w", txn, d.err)
 		}
 		delete(s.staged, txn)
-		if seq != s.Seq()+1 {
+		snap := st != nil && st.snapshot
+		if !snap && seq != s.Seq()+1 {
+			s.release(st)
 			return fmt.Errorf("objstore: apply commit of txn %d: seq %d after %d: %w", txn, seq, s.Seq(), ErrSeqGap)
 		}
 		// A transaction that fails still consumes its sequence number: the
@@ -179,14 +215,31 @@ func (s *Store) Apply(rec []byte) error {
 		if st == nil {
 			st = s.newStaged(txn)
 		}
-		defer s.release(st)
+		var err error
 		if st.failed != nil {
-			return fmt.Errorf("objstore: apply txn %d: %w", txn, st.failed)
+			err = fmt.Errorf("objstore: apply txn %d: %w", txn, st.failed)
+		} else if uint64(len(st.ends)) != n {
+			err = fmt.Errorf("objstore: apply txn %d: %d records staged, commit says %d: %w", txn, len(st.ends), n, ErrCorrupt)
 		}
-		if uint64(len(st.ends)) != n {
-			return fmt.Errorf("objstore: apply txn %d: %d records staged, commit says %d: %w", txn, len(st.ends), n, ErrCorrupt)
+		if err != nil {
+			if len(s.held) == 0 {
+				s.setApplied(seq)
+			}
+			s.release(st)
+			return err
 		}
-		return s.applyTxn(st)
+		if snap {
+			defer s.release(st)
+			err := s.applyTxns([]*stagedTxn{st})
+			s.setApplied(seq)
+			if err == nil {
+				s.mu.Lock()
+				s.snapTxn = txn
+				s.mu.Unlock()
+			}
+			return err
+		}
+		return s.commitHeld(st, seq)
 	}
 	if st == nil {
 		st = s.newStaged(txn)
@@ -195,7 +248,7 @@ func (s *Store) Apply(rec []byte) error {
 	if st.failed != nil {
 		return nil
 	}
-	if len(st.data)+len(rec) > s.cfg.MaxTxnBytes {
+	if len(st.data)+len(rec) > s.cfg.MaxTxnBytes && !st.snapshot {
 		st.failed = fmt.Errorf("more than %d bytes of records: %w", s.cfg.MaxTxnBytes, ErrTxnTooLarge)
 		st.data, st.ends = nil, nil
 		return fmt.Errorf("objstore: apply txn %d: %w", txn, st.failed)
@@ -221,7 +274,7 @@ func (s *Store) release(st *stagedTxn) {
 	if st == nil || cap(st.data) > 1<<20 || len(s.stFree) >= 64 {
 		return // let the collector take large or surplus buffers
 	}
-	st.data, st.ends, st.failed = st.data[:0], st.ends[:0], nil
+	st.data, st.ends, st.failed, st.snapshot = st.data[:0], st.ends[:0], nil, false
 	s.stFree = append(s.stFree, st)
 }
 
@@ -258,8 +311,26 @@ func (s *Store) DiscardPartial() [][]byte {
 	}
 	sort.Slice(ids, func(a, b int) bool { return ids[a] < ids[b] })
 	var intents [][]byte
+	// Held transactions first: they were committed before any staged one.
+	// The first held is an incomplete coordinated part, and everything after
+	// it may depend on it, so all go: the standby stays at a state the active
+	// had, and none of it was ever acknowledged (AppliedSeq never passed it).
+	for _, h := range s.held {
+		intents = appendIntents(intents, h.st)
+		s.release(h.st)
+	}
+	s.held = nil
 	for _, id := range ids {
 		st := s.staged[id]
+		intents = appendIntents(intents, st)
+		delete(s.staged, id)
+		s.release(st)
+	}
+	return intents
+}
+
+func appendIntents(intents [][]byte, st *stagedTxn) [][]byte {
+	{
 		start := 0
 		for _, end := range st.ends {
 			rec := st.data[start:end]
@@ -273,8 +344,6 @@ func (s *Store) DiscardPartial() [][]byte {
 				intents = append(intents, append([]byte(nil), rec[d.pos:]...))
 			}
 		}
-		delete(s.staged, id)
-		s.release(st)
 	}
 	return intents
 }
@@ -307,7 +376,11 @@ func (s *Store) Promote() ([][]byte, error) {
 	intents := s.DiscardPartial()
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	s.byPtr = newPtrIndex()
+	// Discarded held commits did not happen here; the new stream counts on
+	// from what was applied.
+	s.seq = s.applied
+	s.awaitSnap = false
+	s.byPtr = newPtrIndex(max(s.cfg.SizeHint, s.nobj))
 	s.pages = map[uintptr][]int32{}
 	var maxID uint64
 	for i := range s.ents {
@@ -344,16 +417,31 @@ func (s *Store) note(n *node, id uint64, path []uint32) {
 // resolve turns a reference into a pointer once validation passed
 // (refResolver).
 func (s *Store) resolve(n *node, id uint64, path []uint32) (unsafe.Pointer, error) {
-	i, ok := s.byID.get(id)
-	if !ok {
+	a := &s.applying
+	if a.staging {
+		// checkRefs judges the reference at the end of the step; a
+		// target missing now may yet be a failure only then.
+		s.note(n, id, path)
+	}
+	var base unsafe.Pointer
+	var t *typeInfo
+	if o, ok := a.objs.get(id); ok {
+		base, t = o.ptr, o.t
+	} else if i, ok := s.byID.get(id); ok && !(a.snapshot && id < 1<<63) {
+		base, t = s.ents[i].ptr, s.ents[i].t
+	} else if a.staging {
+		return nil, nil
+	} else {
 		return nil, fmt.Errorf("objstore: pointer to object %d: %w", id, ErrDangling)
 	}
-	e := &s.ents[i]
 	if n.kind == KindRef {
-		return e.ptr, nil
+		return base, nil
 	}
-	p, _, ok := walkPath(e.t.root, e.ptr, path)
+	p, _, ok := walkPath(t.root, base, path)
 	if !ok {
+		if a.staging {
+			return nil, nil
+		}
 		return nil, fmt.Errorf("objstore: pointer into object %d: bad path: %w", id, ErrDangling)
 	}
 	return p, nil
@@ -407,8 +495,11 @@ func (s *Store) parseHead(rec []byte, h *recHead) error {
 
 // lookupTxn finds an object as the transaction being validated sees it.
 func (s *Store) lookupTxn(id uint64) (overlayObj, bool) {
-	if o, ok := s.applying.overlay[id]; ok {
+	if o, ok := s.applying.overlay.get(id); ok {
 		return o, !o.deleted
+	}
+	if s.applying.snapshot && id < 1<<63 {
+		return overlayObj{}, false
 	}
 	i, ok := s.byID.get(id)
 	if !ok {
@@ -417,14 +508,11 @@ func (s *Store) lookupTxn(id uint64) (overlayObj, bool) {
 	return overlayObj{t: s.ents[i].t, static: s.ents[i].flags&fStatic != 0}, true
 }
 
-// validate checks a staged transaction completely without changing the store.
-func (s *Store) validate(st *stagedTxn) error {
+// validate checks a staged transaction completely without changing the
+// store. prior are the transactions applied in the same step before it,
+// already validated: their creates and deletes are in the overlay.
+func (s *Store) validate(st *stagedTxn, prior []*stagedTxn) error {
 	a := &s.applying
-	if a.overlay == nil {
-		a.overlay = map[uint64]overlayObj{}
-	}
-	clear(a.overlay)
-	a.refs, a.paths = a.refs[:0], a.paths[:0]
 	var h recHead
 	start := 0
 	for k, end := range st.ends {
@@ -439,14 +527,15 @@ func (s *Store) validate(st *stagedTxn) error {
 			if _, exists := s.lookupTxn(h.id); exists || h.id == 0 || h.id >= 1<<63 {
 				return fmt.Errorf("record %d: create %s %d: %w", k, h.t.name, h.id, ErrExists)
 			}
-			if _, ok := s.applying.overlay[h.id]; ok {
+			if _, ok := s.applying.overlay.get(h.id); ok {
 				return fmt.Errorf("record %d: create %s %d again: %w", k, h.t.name, h.id, ErrExists)
 			}
 			if h.group != 0 && s.groups[h.group] == nil {
 				return fmt.Errorf("record %d: create %s %d: group %d was never announced: %w", k, h.t.name, h.id, h.group, ErrCorrupt)
 			}
-			a.overlay[h.id] = overlayObj{t: h.t}
-			decodeValue(h.t.root, d, nil, s)
+			a.overlay.set(h.id, overlayObj{t: h.t})
+			o, _ := a.objs.get(h.id)
+			decodeValue(h.t.root, d, o.ptr, s)
 		case recUpdate:
 			o, ok := s.lookupTxn(h.id)
 			if !ok {
@@ -474,27 +563,41 @@ func (s *Store) validate(st *stagedTxn) error {
 			case o.t != h.t:
 				return fmt.Errorf("record %d: delete %s %d: object is a %s: %w", k, h.t.name, h.id, o.t.name, ErrCorrupt)
 			}
-			a.overlay[h.id] = overlayObj{t: o.t, deleted: true}
+			a.overlay.set(h.id, overlayObj{t: o.t, deleted: true})
 		case recDeleteGroup:
 			g := s.groups[h.group]
 			if g == nil {
 				return fmt.Errorf("record %d: delete group %d: never announced: %w", k, h.group, ErrCorrupt)
 			}
 			for i := g.head; i >= 0; i = s.ents[i].gnext {
-				a.overlay[s.ents[i].id] = overlayObj{t: s.ents[i].t, deleted: true}
+				a.overlay.set(s.ents[i].id, overlayObj{t: s.ents[i].t, deleted: true})
 			}
-			// Members created earlier in this transaction go too.
-			s.eachStagedCreate(st, k, func(id uint64, grp uint32) {
+			// Members created earlier in this transaction, or in an earlier
+			// part of this step, go too.
+			mark := func(id uint64, grp uint32) {
 				if grp == h.group {
-					o := a.overlay[id]
+					o, _ := a.overlay.get(id)
 					o.deleted = true
-					a.overlay[id] = o
+					a.overlay.set(id, o)
 				}
-			})
+			}
+			for _, p := range prior {
+				s.eachStagedCreate(p, len(p.ends), mark)
+			}
+			s.eachStagedCreate(st, k, mark)
 		case recMessage:
 			decodeValue(h.t.root, d, nil, s)
 		case recIntent:
 			d.pos = len(d.b)
+		case recCoord:
+			if k != 0 {
+				return fmt.Errorf("record %d: coord record not first: %w", k, ErrCorrupt)
+			}
+			d.pos = len(d.b) // parsed by parseCoord
+		case recSnapshot:
+			if k != 0 {
+				return fmt.Errorf("record %d: snapshot record not first: %w", k, ErrCorrupt)
+			}
 		default:
 			return fmt.Errorf("record %d: kind %d inside a transaction: %w", k, h.kind, ErrCorrupt)
 		}
@@ -505,6 +608,13 @@ func (s *Store) validate(st *stagedTxn) error {
 			return fmt.Errorf("record %d: %w", k, d.err)
 		}
 	}
+	return nil
+}
+
+// checkRefs checks the pointers noted while validating a step against the
+// state at its end.
+func (s *Store) checkRefs() error {
+	a := &s.applying
 	for _, r := range a.refs {
 		o, ok := s.lookupTxn(r.id)
 		if !ok {
@@ -536,48 +646,99 @@ func (s *Store) eachStagedCreate(st *stagedTxn, limit int, fn func(id uint64, gr
 	}
 }
 
-// applyTxn validates st and, if it is sound, applies it; the second pass
-// cannot fail on anything the first pass accepted.
-func (s *Store) applyTxn(st *stagedTxn) error {
-	if err := s.validate(st); err != nil {
-		return fmt.Errorf("objstore: apply txn %d: %w", st.id, err)
-	}
+// applyTxns validates the transactions of one step (one transaction, or the
+// parts of coordinated transactions with what was committed between them)
+// and, if all are sound, applies them in order as one atomic change; the
+// second pass cannot fail on anything the first pass accepted.
+func (s *Store) applyTxns(sts []*stagedTxn) error {
 	a := &s.applying
+	a.overlay.reset()
+	a.refs, a.paths = a.refs[:0], a.paths[:0]
+	a.snapshot = len(sts) == 1 && sts[0].snapshot
+	defer func() { a.snapshot = false }()
+	var h recHead
+	a.objs.reset()
+	for _, st := range sts {
+		s.allocCreates(st, &h)
+	}
+	a.staging = true
+	for k, st := range sts {
+		if err := s.validate(st, sts[:k]); err != nil {
+			a.staging = false
+			return fmt.Errorf("objstore: apply txn %d: %w", st.id, err)
+		}
+	}
+	a.staging = false
+	if err := s.checkRefs(); err != nil {
+		return fmt.Errorf("objstore: apply txn %d: %w", sts[len(sts)-1].id, err)
+	}
 	notify := len(s.subs) > 0
-	a.changes, a.msgs, a.created = a.changes[:0], a.msgs[:0], a.created[:0]
+	a.changes, a.msgs = a.changes[:0], a.msgs[:0]
 
 	s.mu.Lock()
-	// Objects created by the transaction exist before any record is decoded,
-	// so that pointers to objects created later in it resolve.
-	var h recHead
+	if a.snapshot {
+		s.dropDynamic()
+		if notify {
+			a.changes = append(a.changes, Change{Txn: sts[0].id, Op: OpReset})
+		}
+	}
+	for _, st := range sts {
+		s.decodeTxn(st, &h, notify)
+	}
+	s.mu.Unlock()
+	return s.notify()
+}
+
+// dropDynamic removes every dynamic object (a snapshot replaces them). The
+// caller holds s.mu.
+func (s *Store) dropDynamic() {
+	for i := range s.ents {
+		if e := &s.ents[i]; e.flags&fLive != 0 && e.flags&fStatic == 0 {
+			s.remove(int32(i))
+		}
+	}
+}
+
+// allocCreates allocates the objects st creates (see applyState.objs). A
+// record that does not parse is left for validate to report.
+func (s *Store) allocCreates(st *stagedTxn, h *recHead) {
+	a := &s.applying
 	start := 0
 	for _, end := range st.ends {
 		rec := st.data[start:end]
 		start = end
-		if rec[0] == recCreate {
-			_ = s.parseHead(rec, &h)
-			p := reflect.New(h.t.rt).UnsafePointer()
-			var g *Group
-			if h.group != 0 {
-				g = s.groups[h.group]
-			}
-			// fPendingCreate until its record is decoded: a DeleteGroup
-			// earlier in the transaction must not take it.
-			a.created = append(a.created, s.insert(h.id, h.t, p, g, fLive|fPendingCreate))
+		if rec[0] != recCreate || s.parseHead(rec, h) != nil {
+			continue
+		}
+		if _, dup := a.objs.get(h.id); !dup {
+			a.objs.set(h.id, overlayObj{t: h.t, ptr: reflect.New(h.t.rt).UnsafePointer()})
 		}
 	}
-	start = 0
+}
+
+// decodeTxn writes st's records into the store. The caller holds s.mu.
+func (s *Store) decodeTxn(st *stagedTxn, hp *recHead, notify bool) {
+	a := &s.applying
+	start := 0
 	for _, end := range st.ends {
 		rec := st.data[start:end]
 		start = end
-		_ = s.parseHead(rec, &h)
+		h := hp
+		_ = s.parseHead(rec, h)
 		d := &h.d
 		var i int32
 		switch h.kind {
 		case recCreate:
-			i, _ = s.byID.get(h.id)
-			s.ents[i].flags &^= fPendingCreate
-			decodeValue(h.t.root, d, s.ents[i].ptr, s)
+			// Decoded by validate; only now does it enter the store, in
+			// record order, so a DeleteGroup earlier in the step cannot
+			// take it.
+			o, _ := a.objs.get(h.id)
+			var g *Group
+			if h.group != 0 {
+				g = s.groups[h.group]
+			}
+			i = s.insert(h.id, h.t, o.ptr, g, fLive)
+			d.pos = len(d.b)
 			if notify {
 				a.changes = append(a.changes, s.change(st.id, OpCreate, i))
 			}
@@ -626,7 +787,11 @@ func (s *Store) applyTxn(st *stagedTxn) error {
 			panic(fmt.Sprintf("objstore: apply txn %d after validation: %v", st.id, d.err))
 		}
 	}
-	s.mu.Unlock()
+}
+
+// notify tells subscribers and the message handler what the step applied.
+func (s *Store) notify() error {
+	a := &s.applying
 	if len(a.changes) == 0 && len(a.msgs) == 0 {
 		return nil
 	}

@@ -44,8 +44,15 @@
 // by the transaction exist before any of its records is decoded, so pointers
 // to objects created later in the same transaction resolve.
 //
+// A new or returning peer gets a Snapshot: the whole committed state as one
+// transaction, which the standby applies atomically in place of its dynamic
+// objects. Coordinated transactions (Txn.Coordinate) are held on the standby
+// until every part has committed and then applied together; commits are
+// applied in commit order, so a held part also holds what follows it.
+//
 // Not supported yet: pointers into elements of slices (only fields and array
 // elements), version skew (a peer schema with a different fingerprint is
-// refused with ErrSchemaMismatch; the transformation is a later step), bulk
-// sync of a new peer, coordinated transactions, and checkpoints.
+// refused with ErrSchemaMismatch; the transformation is a later step), a bulk
+// sync that streams while the active keeps committing (Snapshot is one
+// transaction between two commits), and checkpoints.
 package objstore

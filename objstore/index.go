@@ -116,9 +116,13 @@ type ptrSlot struct {
 	val    int32
 }
 
-func newPtrIndex() *ptrIndex {
+func newPtrIndex(hint int) *ptrIndex {
 	x := &ptrIndex{}
-	x.resize(1 << 10)
+	size := 1 << 10
+	for size < 2*hint {
+		size <<= 1
+	}
+	x.resize(size)
 	return x
 }
 

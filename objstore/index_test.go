@@ -11,7 +11,7 @@ import (
 func TestIndexesAgainstMaps(t *testing.T) {
 	rng := rand.New(rand.NewPCG(1, 2))
 	objs := make([]uint64, 5000)
-	px := newPtrIndex()
+	px := newPtrIndex(0)
 	var ix idIndex
 	pm := map[unsafe.Pointer]int32{}
 	im := map[uint64]int32{}

@@ -18,6 +18,8 @@ package objstore
 //	8 Intent       kind uv(txn) opaque-bytes
 //	9 Commit       kind uv(txn) uv(seq) uv(records)
 //	10 Abort       kind uv(txn)
+//	11 Coord       kind uv(txn) uv(coordID) uv(participants) str(participant)
+//	12 Snapshot    kind uv(txn)
 //
 // typeID is the sender's local type number; a Schema record announcing it
 // (wire name, layout, fingerprint) precedes its first use on a stream, and the
@@ -36,6 +38,21 @@ package objstore
 // arrives; Intent records are kept until then and handed back if the
 // transaction is discarded (promotion with the commit missing). Abort, or a
 // stream cut before Commit, leaves no trace on the receiver.
+//
+// A Coord record, first in its transaction, makes the transaction one part of
+// coordinated transaction coordID, committed by the named participant, out
+// of participants parts. The receiver holds a committed part until every
+// part has committed and then applies all parts at once. Commits are applied
+// in commit order: anything committed after a held part waits behind it, so a
+// coordinated transaction never applies before an earlier one it depends on.
+//
+// A Snapshot record, first in its transaction, makes the transaction the
+// whole state of the sender: a Create for every dynamic object and an Update
+// with every field for every static object the peer holds. Its Commit
+// carries the sender's current seq rather than the next one. The receiver
+// replaces all its dynamic objects with the snapshot's, atomically, and
+// continues the stream from that seq. After AwaitSnapshot the receiver drops
+// every transactional record until a Snapshot starts.
 
 const (
 	recSchema      = 1
@@ -48,6 +65,8 @@ const (
 	recIntent      = 8
 	recCommit      = 9
 	recAbort       = 10
+	recCoord       = 11
+	recSnapshot    = 12
 )
 
 // RecordSink receives the records of each commit, in order. rec is only valid

@@ -41,6 +41,12 @@ type Config struct {
 	// MaxTxnBytes bounds one transaction's records, on both sides; a larger
 	// transaction fails with ErrTxnTooLarge and changes nothing.
 	MaxTxnBytes int
+	// SizeHint, if positive, is how many objects the store expects to hold
+	// (a switch knows its table sizes). The slab and the address index are
+	// allocated for that many at once: growing them while a million routes
+	// arrive copies the slab and rehashes the index about twice over, which
+	// is most of the cost of a create on a growing store.
+	SizeHint int
 }
 
 const (
@@ -131,10 +137,16 @@ type Store struct {
 	peerTypes map[uint64]*typeInfo
 	staged    map[uint64]*stagedTxn
 	stFree    []*stagedTxn
+	held      []heldTxn // committed, waiting behind an incomplete coordinated transaction
+	applied   uint64    // seq of the last commit applied (or failed), <= seq
+	awaitSnap bool      // drop transactional records until a Snapshot starts
+	snapTxn   uint64    // the snapshot the standby's state derives from; 0: none
 	applying  applyState
 	subs      map[int]func(Change)
 	nextSub   int
 	onMsg     func(name string, msg any)
+
+	coord coordMark // the open transaction's part in a coordinated one
 }
 
 // NewStore returns a store for the types of r, sealing r.
@@ -161,8 +173,11 @@ func NewStore(r *Registry, cfg Config) (*Store, error) {
 		staged:       map[uint64]*stagedTxn{},
 		subs:         map[int]func(Change){},
 	}
+	if cfg.SizeHint > 0 {
+		s.ents = make([]entry, 0, cfg.SizeHint)
+	}
 	if s.active {
-		s.byPtr = newPtrIndex()
+		s.byPtr = newPtrIndex(cfg.SizeHint)
 		s.pages = map[uintptr][]int32{}
 	}
 	return s, nil
@@ -283,6 +298,15 @@ func (s *Store) insert(id uint64, t *typeInfo, p unsafe.Pointer, g *Group, flags
 		i = s.free[k-1]
 		s.free = s.free[:k-1]
 	} else {
+		if len(s.ents) == cap(s.ents) {
+			// Double, rather than let append grow a large slab by 1.25x:
+			// entries hold pointers, so each copy of a million-entry slab
+			// runs write barriers, and building a store by 1.25x steps
+			// copied it about five times over.
+			ents := make([]entry, len(s.ents), max(2*cap(s.ents), 1024))
+			copy(ents, s.ents)
+			s.ents = ents
+		}
 		s.ents = append(s.ents, entry{})
 		i = int32(len(s.ents) - 1)
 	}

@@ -365,6 +365,16 @@ func (s *Store) announceGroup(g *Group) {
 func (s *Store) encodeTxn(txn uint64) error {
 	s.recs, s.ends, s.touched = s.recs[:0], s.ends[:0], s.touched[:0]
 	// head, the new* lists and refsTo may hold what Message queued.
+	if s.coord.set {
+		// First, so that the receiver knows at Commit which part this is
+		// without scanning; it also makes an empty part a transaction.
+		s.recs = append(s.recs, recCoord)
+		s.recs = binary.AppendUvarint(s.recs, txn)
+		s.recs = binary.AppendUvarint(s.recs, s.coord.id)
+		s.recs = binary.AppendUvarint(s.recs, uint64(s.coord.n))
+		s.recs = appendString(s.recs, s.coord.part)
+		s.ends = append(s.ends, len(s.recs))
+	}
 	var err error
 	for k := range s.ops {
 		o := &s.ops[k]
@@ -603,6 +613,7 @@ func (s *Store) clearScratch() {
 	s.head, s.headEnds = s.head[:0], s.headEnds[:0]
 	s.newTypes, s.newGrps = s.newTypes[:0], s.newGrps[:0]
 	s.refsTo = s.refsTo[:0]
+	s.coord = coordMark{}
 }
 
 // ResetPeer starts a new stream (a new or returning peer): schemas and groups

@@ -1,0 +1,653 @@
+// Package swha keeps a standby network switch's control plane a hot mirror
+// of the active one. Node is the embedding API: an application registers its
+// types in an objstore.Registry, starts a Node on the HA link, and commits
+// transactions on the active; the standby's Node holds an exact copy that the
+// application there can read and subscribe to.
+//
+// See docs/NODE.md for the commit modes, the acknowledgement message and the
+// snapshot a joining standby receives.
+package swha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/swha/swha/l2transport"
+	"github.com/swha/swha/objstore"
+)
+
+// Role is a node's part in the pair.
+type Role uint8
+
+// Roles.
+const (
+	Standby Role = iota + 1
+	Active
+)
+
+func (r Role) String() string {
+	switch r {
+	case Standby:
+		return "standby"
+	case Active:
+		return "active"
+	}
+	return fmt.Sprintf("Role(%d)", uint8(r))
+}
+
+// CommitMode says when Txn.Commit returns.
+type CommitMode uint8
+
+// Commit modes.
+const (
+	// Sync: Commit returns once the standby has applied the whole
+	// transaction, so an acknowledged transaction survives a failover.
+	Sync CommitMode = iota + 1
+	// Async: Commit returns once the transaction is committed locally and
+	// handed to the session; at most Config.Window transactions may be
+	// unacknowledged, and Commit waits for room beyond that.
+	Async
+)
+
+func (m CommitMode) String() string {
+	switch m {
+	case Sync:
+		return "sync"
+	case Async:
+		return "async"
+	}
+	return fmt.Sprintf("CommitMode(%d)", uint8(m))
+}
+
+// Errors of the Node. Returned errors wrap one of these, or an objstore or
+// l2transport error, and say what was at fault.
+var (
+	ErrNotActive  = errors.New("swha: node is not active")
+	ErrNotStandby = errors.New("swha: node is not a standby")
+	ErrClosed     = errors.New("swha: node closed")
+	// ErrStandbyLost: a synchronous commit was waiting for the standby's
+	// acknowledgement when the standby went silent. The transaction is
+	// committed on the active; whether the standby applied it is unknown.
+	ErrStandbyLost = errors.New("swha: standby lost before acknowledging")
+	// ErrParticipant: a coordinated transaction's participant that already
+	// committed its part, or one participant too many.
+	ErrParticipant = errors.New("swha: bad coordinated transaction participant")
+)
+
+// DefaultWindow is Config.Window when zero.
+const DefaultWindow = 1024
+
+// Config configures a Node.
+type Config struct {
+	// Link is the HA link to the peer. The Node owns it: Close closes it.
+	Link l2transport.Link
+	// Registry holds the application's types; NewNode seals it. Both nodes
+	// must register the same types under the same names.
+	Registry *objstore.Registry
+	// NodeID identifies this node on the link (non-zero, unlike the peer's).
+	NodeID uint64
+	// PeerNodeID, if not zero, is the only peer accepted.
+	PeerNodeID uint64
+	// Epoch is this incarnation's generation, non-zero and newer than any
+	// earlier incarnation's (see l2transport.SessionConfig.Epoch).
+	Epoch uint32
+	// Role is the role at start. It changes only through Promote (and, later,
+	// the failover module).
+	Role Role
+	// Mode is the default commit mode (default Sync); Txn.SetMode overrides
+	// it per transaction.
+	Mode CommitMode
+	// Window bounds the asynchronous transactions committed but not yet
+	// acknowledged by the standby (default DefaultWindow).
+	Window int
+	// MaxTxnBytes bounds one transaction's records (objstore.Config).
+	MaxTxnBytes int
+	// SizeHint is how many objects the store expects (objstore.Config).
+	SizeHint int
+	// Session tunes the session; LocalNodeID, PeerNodeID and Epoch are
+	// taken from the fields above.
+	Session l2transport.SessionConfig
+	// Logger receives the node's logs (default: discard).
+	Logger *slog.Logger
+}
+
+// RoleChange tells the application that the node changed role.
+type RoleChange struct {
+	From, To Role
+	// Intents are the intents of the transactions discarded on promotion
+	// (their commit never arrived), in commit order, for the application to
+	// re-execute.
+	Intents [][]byte
+}
+
+// Node is one switch's end of the pair: an objstore.Store wired to an
+// l2transport.Conn. On the active, each commit's records go to the standby
+// as session messages carrying the transaction ID; on the standby, the
+// session's messages feed the store's Apply and each applied commit is
+// acknowledged (see ack.go).
+type Node struct {
+	cfg   Config
+	log   *slog.Logger
+	store *objstore.Store
+	conn  *l2transport.Conn
+
+	// wsem is the write path: one transaction or snapshot at a time. A
+	// channel rather than a mutex so that Begin can give up with its ctx.
+	wsem chan struct{}
+
+	mu        sync.Mutex
+	role      Role
+	peerUp    bool          // active: the session to a standby is up
+	streaming bool          // active: a snapshot went out on this stream; records may follow
+	snapTxn   uint64        // active: the last snapshot sent
+	committed uint64        // active: seq of the last commit
+	acked     uint64        // active: highest seq the standby applied on a snapshot of ours
+	lastAck   ack           // active: the last acknowledgement received, matched or not
+	progress  chan struct{} // closed and replaced when acked or peerUp changes
+	hooks     []func(RoleChange)
+
+	sink batchSink // owned by the write path
+
+	applyMu sync.Mutex // standby: Apply versus Promote
+
+	needSnap atomic.Bool   // active: the peer needs a snapshot; standby: ask for one
+	syncKick chan struct{} // wakes syncLoop (active) or ackLoop (standby)
+	stats    nodeCounters
+
+	coordMu   sync.Mutex
+	coordNext uint64
+
+	ctx    context.Context // canceled by Close
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+	once   sync.Once
+}
+
+type nodeCounters struct {
+	snapshots   atomic.Uint64
+	resyncAsks  atomic.Uint64
+	applyErrors atomic.Uint64
+	windowWaits atomic.Uint64
+}
+
+// NewNode builds the store, starts the session over cfg.Link and returns the
+// running node.
+func NewNode(cfg Config) (*Node, error) {
+	switch {
+	case cfg.Link == nil:
+		return nil, errors.New("swha: new node: Link is required")
+	case cfg.Registry == nil:
+		return nil, errors.New("swha: new node: Registry is required")
+	case cfg.Role != Active && cfg.Role != Standby:
+		return nil, fmt.Errorf("swha: new node: role %v is neither Active nor Standby", cfg.Role)
+	}
+	if cfg.Mode == 0 {
+		cfg.Mode = Sync
+	}
+	if cfg.Mode != Sync && cfg.Mode != Async {
+		return nil, fmt.Errorf("swha: new node: commit mode %v", cfg.Mode)
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg:      cfg,
+		log:      log.With("node", cfg.NodeID),
+		wsem:     make(chan struct{}, 1),
+		role:     cfg.Role,
+		progress: make(chan struct{}),
+		syncKick: make(chan struct{}, 1),
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.sink.n = n
+	st, err := objstore.NewStore(cfg.Registry, objstore.Config{
+		Sink:        &n.sink,
+		Standby:     cfg.Role == Standby,
+		MaxTxnBytes: cfg.MaxTxnBytes,
+		SizeHint:    cfg.SizeHint,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("swha: new node: %w", err)
+	}
+	n.store = st
+	if cfg.Role == Standby {
+		// Nothing of a stream counts until the active's snapshot on it.
+		st.AwaitSnapshot()
+	}
+	sc := cfg.Session
+	sc.LocalNodeID, sc.PeerNodeID, sc.Epoch = cfg.NodeID, cfg.PeerNodeID, cfg.Epoch
+	n.conn, err = l2transport.NewConn(cfg.Link, sc,
+		l2transport.WithHandler(n.onMessage),
+		l2transport.WithEventHandler(n.onEvent),
+		l2transport.WithLogger(log))
+	if err != nil {
+		n.cancel()
+		return nil, fmt.Errorf("swha: new node: %w", err)
+	}
+	n.wg.Add(1)
+	go n.loop()
+	return n, nil
+}
+
+// Close stops the node and closes its link. Open transactions are left as
+// they are.
+func (n *Node) Close() error {
+	var err error
+	n.once.Do(func() {
+		n.cancel()
+		err = n.conn.Close()
+		n.wg.Wait()
+		n.mu.Lock()
+		n.peerUp = false
+		n.bump()
+		n.mu.Unlock()
+	})
+	return err
+}
+
+// Store returns the node's object store: on a standby, the mirror to read
+// (Get, Each, Read) and subscribe to (Subscribe, SubscribeGroup, OnMessage).
+// Its write path belongs to the Node: use Begin, not Store().Begin.
+func (n *Node) Store() *objstore.Store { return n.store }
+
+// Role returns the node's current role.
+func (n *Node) Role() Role {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	return n.role
+}
+
+// OnRoleChange registers fn to be called, on the goroutine that changed the
+// role, after every role change.
+func (n *Node) OnRoleChange(fn func(RoleChange)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.hooks = append(n.hooks, fn)
+}
+
+// RegisterStatic registers a static object (see objstore.Store.RegisterStatic)
+// on either role: both nodes register their own under the same names.
+func (n *Node) RegisterStatic(name string, obj any) error {
+	if err := n.store.RegisterStatic(name, obj); err != nil {
+		return fmt.Errorf("swha: %w", err)
+	}
+	return nil
+}
+
+// NewGroup creates an object group on the active.
+func (n *Node) NewGroup(name, prefix string) (*objstore.Group, error) {
+	g, err := n.store.NewGroup(name, prefix)
+	if err != nil {
+		return nil, fmt.Errorf("swha: %w", err)
+	}
+	return g, nil
+}
+
+// bump wakes everything waiting on acknowledgement progress. Called with
+// n.mu held.
+func (n *Node) bump() {
+	close(n.progress)
+	n.progress = make(chan struct{})
+}
+
+func (n *Node) kick() {
+	select {
+	case n.syncKick <- struct{}{}:
+	default:
+	}
+}
+
+// Stats is a snapshot of a node's replication state.
+type Stats struct {
+	Role Role
+	Mode CommitMode
+	// PeerUp: the session to the peer is established and not silent.
+	PeerUp bool
+	// Streaming (active): the peer has been sent a snapshot on the current
+	// stream and receives every commit.
+	Streaming bool
+	// CommittedSeq (active): seq of the last commit. AckedSeq: the last
+	// seq the standby said it applied.
+	CommittedSeq, AckedSeq uint64
+	// Window is the asynchronous in-flight bound; InFlight the transactions
+	// committed and not yet acknowledged (0 when solo: nothing is owed).
+	Window, InFlight int
+	// WindowWaits counts commits that waited for room in the window.
+	WindowWaits uint64
+	// Snapshots (active) sent; ResyncRequests (standby) asked for.
+	Snapshots, ResyncRequests uint64
+	// Standby: seq of the last commit applied, transactions staged (commit
+	// not yet received) and held (behind an incomplete coordinated one),
+	// and Apply errors (each one asks for a resync).
+	AppliedSeq          uint64
+	Staged, Held        int
+	ApplyErrors         uint64
+	AwaitingSnapshot    bool
+	Session             l2transport.SessionStats
+	ObjectCount         int
+	StandbySnapshotTxn  uint64
+	ActiveSnapshotTxnID uint64
+}
+
+// Stats returns the node's counters and gauges.
+func (n *Node) Stats() Stats {
+	n.mu.Lock()
+	s := Stats{
+		Role:                n.role,
+		Mode:                n.cfg.Mode,
+		PeerUp:              n.peerUp,
+		Streaming:           n.streaming,
+		CommittedSeq:        n.committed,
+		AckedSeq:            n.acked,
+		Window:              n.cfg.Window,
+		ActiveSnapshotTxnID: n.snapTxn,
+	}
+	if n.role == Active && n.peerUp && n.committed > n.acked {
+		s.InFlight = int(n.committed - n.acked)
+	}
+	n.mu.Unlock()
+	s.WindowWaits = n.stats.windowWaits.Load()
+	s.Snapshots = n.stats.snapshots.Load()
+	s.ResyncRequests = n.stats.resyncAsks.Load()
+	s.ApplyErrors = n.stats.applyErrors.Load()
+	s.AppliedSeq = n.store.AppliedSeq()
+	s.AwaitingSnapshot = n.store.AwaitingSnapshot()
+	s.StandbySnapshotTxn = n.store.SnapshotID()
+	s.ObjectCount = n.store.Len()
+	if s.Role == Standby {
+		n.applyMu.Lock()
+		s.Staged, s.Held = n.store.Staged(), n.store.Held()
+		n.applyMu.Unlock()
+	}
+	s.Session = n.conn.Stats()
+	return s
+}
+
+// onEvent follows the session. On the active, a new stream (first
+// handshake, a restarted standby) or a peer heard again after silence needs
+// a snapshot before live records make sense to it; silence makes the active
+// solo. On the standby, a new stream means waiting for that snapshot.
+func (n *Node) onEvent(ev l2transport.Event) {
+	n.mu.Lock()
+	role := n.role
+	switch ev.Kind {
+	case l2transport.EventEstablished, l2transport.EventPeerRestarted, l2transport.EventPeerAlive:
+		n.peerUp = true
+		n.streaming = false
+	case l2transport.EventPeerSilent:
+		n.peerUp = false
+		n.streaming = false
+	}
+	n.bump()
+	n.mu.Unlock()
+	n.log.Info("peer event", "event", ev.Kind.String(), "role", role.String(), "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)
+	if ev.Kind == l2transport.EventPeerSilent {
+		return
+	}
+	if role == Active {
+		n.needSnap.Store(true)
+		n.kick()
+		return
+	}
+	n.applyMu.Lock()
+	n.store.AwaitSnapshot()
+	n.applyMu.Unlock()
+}
+
+// onMessage takes one session message: records on a standby,
+// acknowledgements on an active.
+func (n *Node) onMessage(m l2transport.Message) {
+	if len(m.Data) == 0 {
+		return
+	}
+	if isAck(m.Data) {
+		n.onAck(m.Data)
+		return
+	}
+	n.applyMu.Lock()
+	if n.Role() != Standby {
+		// A promoted node no longer takes the old active's stream.
+		n.applyMu.Unlock()
+		return
+	}
+	err := n.store.Apply(m.Data)
+	if err != nil && !n.store.AwaitingSnapshot() {
+		// The mirror missed or refused a transaction the active committed:
+		// it can no longer follow the stream, so start over from a snapshot.
+		n.store.AwaitSnapshot()
+		n.needSnap.Store(true)
+		n.stats.applyErrors.Add(1)
+		n.stats.resyncAsks.Add(1)
+		n.log.Warn("standby apply failed; asking for a snapshot", "err", err)
+	}
+	n.applyMu.Unlock()
+	n.kick()
+}
+
+// loop is the node's background goroutine: on the active it sends
+// snapshots when the peer needs one; on the standby it acknowledges what was
+// applied. Acknowledging from here rather than from the delivery goroutine
+// coalesces acknowledgements under load (one per wake-up, not one per
+// commit) without delaying an idle stream's.
+func (n *Node) loop() {
+	defer n.wg.Done()
+	var sent ack
+	var lastSnap time.Time
+	for {
+		select {
+		case <-n.syncKick:
+		case <-n.ctx.Done():
+			return
+		}
+		if n.Role() == Active {
+			if !n.needSnap.Load() {
+				continue
+			}
+			// A standby that keeps refusing snapshots must not make the
+			// active spin.
+			if wait := time.Until(lastSnap.Add(minSnapshotGap)); wait > 0 {
+				select {
+				case <-time.After(wait):
+				case <-n.ctx.Done():
+					return
+				}
+			}
+			lastSnap = time.Now()
+			if err := n.sendSnapshot(); err != nil && n.ctx.Err() == nil {
+				n.log.Warn("snapshot to standby failed", "err", err)
+			}
+			continue
+		}
+		a := ack{snap: n.store.SnapshotID(), seq: n.store.AppliedSeq()}
+		if n.needSnap.Load() {
+			a = ack{flags: ackNeedSnapshot}
+		}
+		if a == sent {
+			continue
+		}
+		if err := n.conn.Send(n.ctx, a.append(nil), 0); err != nil {
+			if n.ctx.Err() == nil {
+				n.log.Warn("send applied-ack failed", "err", err)
+			}
+			continue
+		}
+		if a.flags&ackNeedSnapshot != 0 {
+			n.needSnap.Store(false)
+		}
+		sent = a
+	}
+}
+
+// minSnapshotGap spaces snapshots to one standby.
+const minSnapshotGap = 50 * time.Millisecond
+
+// sendSnapshot sends the whole committed state as one transaction, between
+// two commits (it takes the write path), and from then on streams every
+// commit.
+func (n *Node) sendSnapshot() error {
+	select {
+	case n.wsem <- struct{}{}:
+	case <-n.ctx.Done():
+		return ErrClosed
+	}
+	defer func() { <-n.wsem }()
+	if !n.needSnap.Swap(false) {
+		return nil
+	}
+	n.mu.Lock()
+	up := n.peerUp && n.role == Active
+	if up {
+		// Records from here on are part of the snapshot and what follows.
+		n.streaming = true
+	}
+	n.mu.Unlock()
+	if !up {
+		return nil
+	}
+	n.sink.begin(n.ctx, 0)
+	txn, err := n.store.Snapshot()
+	if err == nil {
+		err = n.sink.flush()
+	}
+	n.mu.Lock()
+	n.snapTxn = txn
+	if n.lastAck.snap == txn && n.lastAck.seq > n.acked {
+		n.acked = n.lastAck.seq // the ack overtook us
+	}
+	// Wake WaitSynced even when no seq advanced: the standby's first ack of
+	// this snapshot may have arrived before snapTxn was set, and on a fresh
+	// stream that ack (seq 0) is all the waiter is waiting for.
+	n.bump()
+	n.mu.Unlock()
+	if err != nil {
+		n.needSnap.Store(true)
+		return fmt.Errorf("swha: snapshot: %w", err)
+	}
+	n.stats.snapshots.Add(1)
+	n.log.Info("snapshot sent to standby", "txn", txn, "objects", n.store.Len(), "seq", n.store.Seq())
+	return nil
+}
+
+// onAck takes a standby's applied-ack (active role).
+func (n *Node) onAck(b []byte) {
+	a, err := parseAck(b)
+	if err != nil {
+		n.log.Warn("dropped bad applied-ack", "err", err)
+		return
+	}
+	if a.flags&ackNeedSnapshot != 0 {
+		// Stop streaming until the snapshot: the standby drops records
+		// anyway, and a commit waiting for room in the window (holding the
+		// write path the snapshot needs) must not wait for acks that will
+		// not come.
+		n.mu.Lock()
+		n.streaming = false
+		n.bump()
+		n.mu.Unlock()
+		n.needSnap.Store(true)
+		n.kick()
+		return
+	}
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.lastAck = a
+	if n.role == Active && a.snap == n.snapTxn && a.seq > n.acked {
+		n.acked = a.seq
+	}
+	n.bump() // WaitSynced also waits for the first ack of a snapshot
+
+}
+
+// Promote turns a standby into the active: it stops taking the stream,
+// applies nothing more, discards the transactions whose commit never came
+// (and any held behind an incomplete coordinated transaction) and returns
+// their intents, builds the store's active-side indexes, and calls the
+// role-change hooks. The node is then solo until a standby joins (a new
+// session epoch from the peer brings a snapshot to it).
+func (n *Node) Promote() ([][]byte, error) {
+	n.applyMu.Lock()
+	defer n.applyMu.Unlock()
+	n.mu.Lock()
+	if n.role != Standby {
+		n.mu.Unlock()
+		return nil, fmt.Errorf("swha: promote: %w", ErrNotStandby)
+	}
+	n.mu.Unlock()
+	intents, err := n.store.Promote()
+	if err != nil {
+		return nil, fmt.Errorf("swha: promote: %w", err)
+	}
+	n.mu.Lock()
+	n.role = Active
+	n.peerUp, n.streaming = false, false
+	n.committed, n.acked = n.store.Seq(), n.store.Seq()
+	hooks := append([]func(RoleChange){}, n.hooks...)
+	n.bump()
+	n.mu.Unlock()
+	n.needSnap.Store(false)
+	n.log.Info("promoted to active", "seq", n.store.Seq(), "objects", n.store.Len(), "discarded_intents", len(intents))
+	rc := RoleChange{From: Standby, To: Active, Intents: intents}
+	for _, fn := range hooks {
+		fn(rc)
+	}
+	return intents, nil
+}
+
+// WaitSynced waits until a standby holds everything this active node has
+// committed: the session is up, the standby has applied a snapshot on the
+// current stream, and it has acknowledged the last commit. An application
+// uses it to know that redundancy is (re-)established, for example before a
+// planned switchover.
+func (n *Node) WaitSynced(ctx context.Context) error {
+	for {
+		n.mu.Lock()
+		if n.role != Active {
+			n.mu.Unlock()
+			return fmt.Errorf("swha: wait synced: %w", ErrNotActive)
+		}
+		done := n.peerUp && n.streaming && n.snapTxn != 0 && n.lastAck.snap == n.snapTxn && n.acked >= n.committed
+		ch := n.progress
+		n.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("swha: wait synced: %w", ctx.Err())
+		case <-n.ctx.Done():
+			return ErrClosed
+		}
+	}
+}
+
+// Subscribe calls fn for every change applied to this standby's mirror, in
+// order, after each transaction applies (see objstore.Store.Subscribe: fn
+// may read objects but must not call the store). It returns a function that
+// cancels the subscription.
+func (n *Node) Subscribe(fn func(objstore.Change)) (cancel func()) { return n.store.Subscribe(fn) }
+
+// SubscribeGroup is Subscribe restricted to the objects of one group.
+func (n *Node) SubscribeGroup(name string, fn func(objstore.Change)) (cancel func()) {
+	return n.store.SubscribeGroup(name, fn)
+}
+
+// OnMessage sets the handler of the active's opaque messages (Txn.Message),
+// called on the standby in order as their transactions apply.
+func (n *Node) OnMessage(fn func(name string, msg any)) { n.store.OnMessage(fn) }
+
+// Get returns the object with the given ID. On a standby, use it inside
+// Read or a subscriber: the mirror is written in place.
+func (n *Node) Get(id uint64) (any, bool) { return n.store.Get(id) }
+
+// Read runs fn with no transaction half-applied (see objstore.Store.Read).
+func (n *Node) Read(fn func()) { n.store.Read(fn) }
