@@ -114,6 +114,14 @@ type bulkResult struct {
 	cpu         time.Duration
 }
 
+// add accumulates one iteration's result, for -benchtime above 1x.
+func (r *bulkResult) add(o bulkResult) {
+	r.msgs += o.msgs
+	r.bytes += o.bytes
+	r.elapsed += o.elapsed
+	r.cpu += o.cpu
+}
+
 func (r bulkResult) mbps() float64   { return float64(r.bytes) / 1e6 / r.elapsed.Seconds() }
 func (r bulkResult) msgsps() float64 { return float64(r.msgs) / r.elapsed.Seconds() }
 
@@ -199,11 +207,7 @@ func BenchmarkBulkVsTCP(b *testing.B) {
 			var total bulkResult
 			b.ResetTimer()
 			for range b.N {
-				r := cb.stream(b, msg, d, pin)
-				total.msgs += r.msgs
-				total.bytes += r.bytes
-				total.elapsed += r.elapsed
-				total.cpu += r.cpu
+				total.add(cb.stream(b, msg, d, pin))
 			}
 			b.StopTimer()
 			tcp, tcpCPU := tcpStream(b, p, d, 256<<10, pin)
@@ -244,11 +248,7 @@ func BenchmarkSmallMessages(b *testing.B) {
 	var total bulkResult
 	b.ResetTimer()
 	for range b.N {
-		r := cb.stream(b, batch, d, pin)
-		total.msgs += r.msgs
-		total.bytes += r.bytes
-		total.elapsed += r.elapsed
-		total.cpu += r.cpu
+		total.add(cb.stream(b, batch, d, pin))
 	}
 	b.StopTimer()
 	tcp, _ := tcpStream(b, p, d, size*batchLen, pin)
@@ -276,11 +276,7 @@ func BenchmarkLossy(b *testing.B) {
 				cb := newConnBench(b, p, f, 1, nil)
 				var total bulkResult
 				for range b.N {
-					r := cb.stream(b, msg, d, pin)
-					total.msgs += r.msgs
-					total.bytes += r.bytes
-					total.elapsed += r.elapsed
-					total.cpu += r.cpu
+					total.add(cb.stream(b, msg, d, pin))
 				}
 				return total, cb.a.Stats()
 			}
