@@ -1,13 +1,15 @@
 // Command swhad runs an swha node next to a routing or switch daemon.
 //
-// Until the node, failover and demo land, swhad reports its version and which
-// parts of the system are built, so that the README's first command always runs.
+// "swhad demo" runs an active and a standby node in one process over an
+// in-memory link, churns routes, kills the active and promotes the standby;
+// "swhad run" (the daemon proper) is not built yet.
 package main
 
 import (
 	"flag"
 	"fmt"
 	"io"
+	"log/slog"
 	"os"
 )
 
@@ -30,7 +32,17 @@ func run(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stdout, "swhad %s\n", version)
 		return 0
 	case "demo":
-		return demo(stdout)
+		dfs := flag.NewFlagSet("swhad demo", flag.ContinueOnError)
+		dfs.SetOutput(stderr)
+		verbose := dfs.Bool("v", false, "debug logs on stderr")
+		if err := dfs.Parse(fs.Args()[1:]); err != nil {
+			return 2
+		}
+		o := defaultDemoOptions()
+		if *verbose {
+			o.logger = slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+		}
+		return demo(stdout, o)
 	case "", "help":
 		usage(stdout)
 		return 0
@@ -45,7 +57,7 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `usage: swhad <command>
 
 commands:
-  demo      run two nodes in one process and show a failover
+  demo [-v] run two nodes in one process and show a failover (-v: debug logs)
   version   print the version
 `)
 }

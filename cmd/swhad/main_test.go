@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestRun(t *testing.T) {
@@ -13,7 +14,7 @@ func TestRun(t *testing.T) {
 		out  string
 	}{
 		{[]string{"version"}, 0, "swhad " + version},
-		{[]string{"demo"}, 0, "demo"},
+		{[]string{"demo", "-bogus"}, 2, "flag provided but not defined"},
 		{nil, 0, "usage: swhad"},
 		{[]string{"bogus"}, 2, `unknown command "bogus"`},
 	}
@@ -26,5 +27,43 @@ func TestRun(t *testing.T) {
 		if out := stdout.String() + stderr.String(); !strings.Contains(out, tt.out) {
 			t.Errorf("run(%q) printed %q, want it to contain %q", tt.args, out, tt.out)
 		}
+	}
+}
+
+// TestDemo runs the failover demo on a smaller workload (and with a longer
+// DeadInterval, so that a loaded race-detector run does not see spurious
+// silence) and checks that it loses nothing.
+func TestDemo(t *testing.T) {
+	o := defaultDemoOptions()
+	o.routes, o.txnOps, o.churnTxns = 500, 100, 60
+	o.dead = 200 * time.Millisecond
+	for _, seed := range []uint64{1, 2, 3} {
+		o.seed = seed
+		var out bytes.Buffer
+		code := demo(&out, o)
+		s := out.String()
+		if code != 0 {
+			t.Fatalf("seed %d: demo exited %d:\n%s", seed, code, s)
+		}
+		for _, want := range []string{"transactions lost                0\n", "OK: 0 acknowledged transactions lost", "session silence", "role active"} {
+			if !strings.Contains(s, want) {
+				t.Errorf("seed %d: output lacks %q:\n%s", seed, want, s)
+			}
+		}
+		t.Logf("seed %d:\n%s", seed, s)
+	}
+}
+
+// TestDemoDefault runs the demo exactly as "swhad demo" does.
+func TestDemoDefault(t *testing.T) {
+	if testing.Short() {
+		t.Skip("short")
+	}
+	var stdout, stderr bytes.Buffer
+	if code := run([]string{"demo"}, &stdout, &stderr); code != 0 {
+		t.Fatalf("swhad demo exited %d:\n%s\n%s", code, stdout.String(), stderr.String())
+	}
+	if !strings.Contains(stdout.String(), "OK: 0 acknowledged transactions lost") {
+		t.Errorf("swhad demo printed:\n%s", stdout.String())
 	}
 }
