@@ -131,6 +131,11 @@ type RoleChange struct {
 // session's messages feed the store's Apply and each applied commit is
 // acknowledged (see ack.go).
 type Node struct {
+	// afterRefusedApply, when set by a test, runs between a refused Apply and
+	// the standby marking itself as needing a snapshot: the window in which an
+	// ack must not go out.
+	afterRefusedApply func()
+
 	cfg   Config
 	log   *slog.Logger
 	store *objstore.Store
@@ -214,6 +219,8 @@ func NewNode(cfg Config) (*Node, error) {
 		Standby:     cfg.Role == Standby,
 		MaxTxnBytes: cfg.MaxTxnBytes,
 		SizeHint:    cfg.SizeHint,
+		// Unique across incarnations: acks name snapshot txn IDs.
+		FirstTxnID: uint64(cfg.Epoch) << 32,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("swha: new node: %w", err)
@@ -420,6 +427,9 @@ func (n *Node) onMessage(m l2transport.Message) {
 		return
 	}
 	err := n.store.Apply(m.Data)
+	if err != nil && n.afterRefusedApply != nil {
+		n.afterRefusedApply()
+	}
 	if err != nil && !n.store.AwaitingSnapshot() {
 		// The mirror missed or refused a transaction the active committed:
 		// it can no longer follow the stream, so start over from a snapshot.
@@ -467,10 +477,18 @@ func (n *Node) loop() {
 			}
 			continue
 		}
+		// Read the applied state under applyMu: Apply moves the applied seq
+		// past a transaction it refused (the seq is consumed) and only then,
+		// still under applyMu, onMessage marks the mirror as needing a
+		// snapshot. Reading in between would acknowledge a transaction the
+		// standby does not hold, and a sync Commit on the active would
+		// return for it.
+		n.applyMu.Lock()
 		a := ack{snap: n.store.SnapshotID(), seq: n.store.AppliedSeq()}
 		if n.needSnap.Load() {
 			a = ack{flags: ackNeedSnapshot}
 		}
+		n.applyMu.Unlock()
 		if a == sent {
 			continue
 		}

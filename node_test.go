@@ -226,3 +226,36 @@ func TestResyncAfterApplyError(t *testing.T) {
 		t.Fatalf("%d snapshots sent, want the join's and the resync's", n)
 	}
 }
+
+// TestNoAckForRefusedTransaction: a standby that refuses a transaction (here
+// an update of a static object it never registered) consumes its seq, but must
+// never acknowledge it, even if its ack loop runs between the refusal and the
+// resync request; otherwise a sync Commit returns for a transaction that a
+// promoted standby does not hold. Found in review.
+func TestNoAckForRefusedTransaction(t *testing.T) {
+	p := newTestPair(t, pairOpts{mode: Sync})
+	extra := &testNote{Text: "v0"}
+	must(t, p.act.RegisterStatic("extra", extra)) // the standby lacks it
+	p.sby.afterRefusedApply = func() {
+		p.sby.kick()
+		time.Sleep(50 * time.Millisecond) // let the ack loop run in the window
+	}
+	tx, err := p.act.Begin(bg())
+	must(t, err)
+	extra.Text = "refused"
+	must(t, tx.Update(extra))
+	h := &testHop{Iface: "same-transaction"}
+	_, err = tx.Create(h)
+	must(t, err)
+	ctx, cancel := context.WithTimeout(bg(), 300*time.Millisecond)
+	defer cancel()
+	commitErr := tx.Commit(ctx)
+	id, _ := p.act.Store().IDOf(h)
+	p.act.Close()
+	if _, err := p.sby.Promote(); err != nil {
+		t.Fatalf("Promote: %v", err)
+	}
+	if _, ok := p.sby.Store().Get(id); commitErr == nil && !ok {
+		t.Fatal("sync Commit returned nil but the promoted standby lacks the transaction")
+	}
+}

@@ -149,6 +149,10 @@ func (t *Txn) Commit(ctx context.Context) error {
 	if seq > n.committed {
 		n.committed = seq
 	}
+	// Whether a standby is owed this transaction is decided now, with the
+	// commit, not when the wait below first looks: a standby that goes
+	// silent in between must make a sync Commit fail, not pass as solo.
+	standbyOwed := n.peerUp
 	n.mu.Unlock()
 	<-n.wsem
 	if err != nil && !errors.Is(err, objstore.ErrSink) && n.sink.err == nil {
@@ -167,7 +171,7 @@ func (t *Txn) Commit(ctx context.Context) error {
 		n.kick()
 	}
 	if t.mode == Sync {
-		if err := n.waitAcked(ctx, seq); err != nil {
+		if err := n.waitAcked(ctx, seq, standbyOwed); err != nil {
 			return fmt.Errorf("swha: commit txn %d (committed on the active): %w", t.tx.ID(), err)
 		}
 	}
@@ -200,9 +204,10 @@ func (n *Node) waitWindow(ctx context.Context) error {
 	}
 }
 
-// waitAcked waits until the standby acknowledged seq.
-func (n *Node) waitAcked(ctx context.Context, seq uint64) error {
-	first := true
+// waitAcked waits until the standby acknowledged seq. standbyOwed says a
+// standby was connected when the transaction committed; without one the
+// node is solo and nothing is owed.
+func (n *Node) waitAcked(ctx context.Context, seq uint64, standbyOwed bool) error {
 	for {
 		n.mu.Lock()
 		acked, up, ch := n.acked >= seq, n.peerUp, n.progress
@@ -210,12 +215,11 @@ func (n *Node) waitAcked(ctx context.Context, seq uint64) error {
 		switch {
 		case acked:
 			return nil
-		case !up && first:
+		case !up && !standbyOwed:
 			return nil // solo: see Commit
 		case !up:
 			return ErrStandbyLost
 		}
-		first = false
 		select {
 		case <-ch:
 		case <-ctx.Done():

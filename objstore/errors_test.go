@@ -337,3 +337,18 @@ func TestSinkFailure(t *testing.T) {
 	}
 	_ = tx.Abort()
 }
+
+func TestFirstTxnIDSeedsTransactionIDs(t *testing.T) {
+	const first = 7 << 32
+	s, err := NewStore(testRegistry(t), Config{FirstTxnID: first})
+	if err != nil {
+		t.Fatal(err)
+	}
+	tx, err := s.Begin()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if tx.ID() != first+1 {
+		t.Fatalf("first transaction ID %d, want %d", tx.ID(), first+1)
+	}
+}

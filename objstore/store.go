@@ -47,6 +47,11 @@ type Config struct {
 	// arrive copies the slab and rehashes the index about twice over, which
 	// is most of the cost of a create on a growing store.
 	SizeHint int
+	// FirstTxnID: transaction IDs start above it. A node seeds it from its
+	// epoch so that the IDs of one incarnation (snapshot IDs among them,
+	// which the standby's acks name) are never reused by the next, and a
+	// stale ack from an earlier stream cannot match a new snapshot.
+	FirstTxnID uint64
 }
 
 const (
@@ -167,6 +172,7 @@ func NewStore(r *Registry, cfg Config) (*Store, error) {
 		groupsByName: map[string]*Group{},
 		active:       !cfg.Standby,
 		nextID:       1,
+		nextTxn:      cfg.FirstTxnID,
 		schemaSent:   make([]bool, len(r.types)+1),
 		groupSent:    map[uint32]bool{},
 		peerTypes:    map[uint64]*typeInfo{},
