@@ -108,21 +108,19 @@ type AFPacketStats struct {
 // in the kernel, with a timeout (txTimeout), so it neither spins nor outlives
 // Close by more than that timeout.
 type AFPacketLink struct {
-	conn      *packet.Conn    // receives; in the netpoller
-	rc        syscall.RawConn // of conn
-	txFile    *os.File        // sends; a blocking socket outside the netpoller
+	conn   *packet.Conn    // receives; in the netpoller
+	rc     syscall.RawConn // of conn
+	txFile *os.File        // sends; a blocking socket outside the netpoller
+	linkCore
 	ifindex   int
 	ifname    string
 	local     [6]byte
 	etherType uint16
-	maxPDU    int
-	batch     int
 	fixedPeer bool
 
 	// peer is the peer MAC in the low 48 bits with bit 48 set once it is known;
 	// zero means unknown. The reader learns it, the writer reads it.
-	peer   atomic.Uint64
-	closed atomic.Bool
+	peer atomic.Uint64
 
 	// The writer goroutine owns tx and txHdr, the reader rx and the rest.
 	txRC    syscall.RawConn
@@ -136,8 +134,7 @@ type AFPacketLink struct {
 	codec   frame.Codec                   // validates frames before the peer is known
 	scratch frame.Header
 
-	framesIn, bytesIn, framesOut, bytesOut atomic.Uint64
-	ignored, txDropped, rxWaits            atomic.Uint64
+	ignored, rxWaits atomic.Uint64
 
 	kmu                    sync.Mutex // PACKET_STATISTICS resets on read, so readings are summed
 	kernPackets, kernDrops uint64
@@ -198,12 +195,11 @@ func NewAFPacketLink(cfg AFPacketConfig) (*AFPacketLink, error) {
 		return nil, fmt.Errorf("l2transport: afpacket %s: %w", cfg.Interface, err)
 	}
 	l := &AFPacketLink{
+		linkCore:  linkCore{name: "afpacket " + cfg.Interface, maxPDU: maxPDU, batch: batch},
 		conn:      conn,
 		ifindex:   ifi.Index,
 		ifname:    cfg.Interface,
 		etherType: et,
-		maxPDU:    maxPDU,
-		batch:     batch,
 	}
 	copy(l.local[:], ifi.HardwareAddr)
 	if cfg.PeerMAC != nil {
@@ -366,15 +362,7 @@ func (l *AFPacketLink) ForgetPeer() {
 }
 
 // SetReadDeadline bounds ReadBatch; the zero time means no deadline.
-func (l *AFPacketLink) SetReadDeadline(t time.Time) error {
-	if l.closed.Load() {
-		return ErrClosed
-	}
-	if err := l.conn.SetReadDeadline(t); err != nil {
-		return l.errorf("set read deadline: %w", err)
-	}
-	return nil
-}
+func (l *AFPacketLink) SetReadDeadline(t time.Time) error { return l.setReadDeadline(l.conn, t) }
 
 // Close closes the socket; a blocked ReadBatch or WriteBatch returns ErrClosed.
 func (l *AFPacketLink) Close() error {
@@ -426,49 +414,21 @@ func (l *AFPacketLink) Stats() AFPacketStats {
 // retransmits and heartbeats notice a dead link. A PDU longer than MaxPDU stops
 // the batch with an error.
 func (l *AFPacketLink) WriteBatch(pdus [][]byte) (int, error) {
-	if l.closed.Load() {
-		return 0, ErrClosed
-	}
 	if p := l.peer.Load(); p != l.txPeer {
 		l.buildHeader(p)
 	}
-	done := 0
-	for done < len(pdus) {
-		n := l.tx.setPDUs(pdus[done:min(len(pdus), done+l.batch)], 1, l.maxPDU)
-		if n == 0 {
-			return done, l.errorf("write: PDU of %d bytes, want 1 to %d", len(pdus[done]), l.maxPDU)
-		}
-		sent, errno, err := l.tx.do(n)
-		if err != nil {
-			return done, l.ioError("write", err)
-		}
-		if errno == unix.EAGAIN || l.closed.Load() && sent == 0 {
-			// Gave up waiting for buffer space because of Close.
-			return done, ErrClosed
-		}
-		if sent == 0 && errno == 0 {
-			// Not documented to happen; refuse to spin on it.
-			return done, l.errorf("sendmmsg sent nothing")
-		}
-		l.framesOut.Add(uint64(sent))
-		l.bytesOut.Add(totalLen(pdus[done : done+sent]))
-		done += sent
+	return l.writeBatches(l.tx, pdus, 1, func(errno unix.Errno) errnoAction {
 		switch errno {
-		case 0:
 		case unix.ENOBUFS:
 			// The device queue refused this frame: drop it, try the rest.
-			l.txDropped.Add(1)
-			done++
+			return errnoSkipOne
 		case unix.ENETDOWN, unix.ENXIO:
-			// The interface is down: everything left in this call would fail
-			// the same way, like frames sent into an unplugged cable.
-			l.txDropped.Add(uint64(len(pdus) - done))
-			return len(pdus), nil
-		default:
-			return done, l.errorf("sendmmsg: %w", errno)
+			// The interface is down: everything left in this call would
+			// fail the same way, like frames sent into an unplugged cable.
+			return errnoDropRest
 		}
-	}
-	return done, nil
+		return errnoFail
+	})
 }
 
 // ReadBatch receives up to len(pkts) PDUs (at most BatchSize per call with
@@ -567,19 +527,6 @@ func (l *AFPacketLink) accept(h, pdu []byte) bool {
 		return false
 	}
 	return l.peer.CompareAndSwap(0, macKey(src[:])) || l.peer.Load() == macKey(src[:])
-}
-
-func (l *AFPacketLink) errorf(format string, args ...any) error {
-	return fmt.Errorf("l2transport: afpacket %s: "+format, append([]any{l.ifname}, args...)...)
-}
-
-// ioError maps a RawConn error: after Close it is ErrClosed; a deadline error
-// keeps os.ErrDeadlineExceeded in its chain.
-func (l *AFPacketLink) ioError(op string, err error) error {
-	if l.closed.Load() || errors.Is(err, os.ErrClosed) {
-		return ErrClosed
-	}
-	return l.errorf("%s: %w", op, err)
 }
 
 // macKey packs a 6-byte MAC into the low 48 bits and sets bit 48 so that no

@@ -1,7 +1,6 @@
 package l2transport
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -207,13 +206,18 @@ func (c *Conn) Send(ctx context.Context, msg []byte, txnID uint64) error {
 
 // ownedCopy returns a copy of msg if the Session would copy it whole
 // (fragmented messages), made here, outside c.mu, so that copying megabytes
-// does not keep the reader from stepping acks; nil otherwise. The Session's
-// parameters it reads are fixed at construction.
+// does not keep the reader from stepping acks; nil otherwise. The buffer is
+// one the Session freed when an earlier message was acknowledged, when it has
+// one: only taking it needs the lock. The Session's parameters it reads are
+// fixed at construction.
 func (c *Conn) ownedCopy(msg []byte) []byte {
 	if !c.s.fragmented(len(msg)) || len(msg) > c.s.cfg.MaxMessage {
 		return nil
 	}
-	return bytes.Clone(msg)
+	c.mu.Lock()
+	buf := c.s.wholeBuf(len(msg))
+	c.mu.Unlock()
+	return append(buf, msg...)
 }
 
 // sendLocked queues msg, or owned, its copy, if not nil. Called with c.mu held.

@@ -1,10 +1,12 @@
 package l2transport
 
 import (
+	"bytes"
 	"errors"
 	"math/rand/v2"
 	"testing"
 	"time"
+	"unsafe"
 
 	"github.com/swha/swha/frame"
 )
@@ -500,5 +502,66 @@ func TestRequestResponseAckPiggybacked(t *testing.T) {
 	a.Tick(now.Add(DefaultAckDelay))
 	if !a.HasReady() {
 		t.Error("no delayed ack after AckDelay")
+	}
+}
+
+// TestFragmentBufferReuse: the buffer of an acknowledged fragmented message is
+// reused for the next one, and neither message is corrupted by the reuse.
+func TestFragmentBufferReuse(t *testing.T) {
+	a, b := pair(t, 1, 2)
+	now := establish(t, a, b, time.Unix(1000, 0))
+	var got [][]byte
+	run := func() {
+		for range 1000 {
+			moved := false
+			for _, s := range []*Session{a, b} {
+				s.Tick(now)
+				if !s.HasReady() {
+					continue
+				}
+				moved = true
+				rd := s.Ready()
+				for _, m := range rd.Messages {
+					got = append(got, bytes.Clone(m.Data))
+				}
+				peer := b
+				if s == b {
+					peer = a
+				}
+				for _, f := range rd.Frames {
+					peer.Step(f, now)
+				}
+				s.Advance()
+			}
+			if !moved {
+				return
+			}
+			now = now.Add(2 * a.cfg.AckDelay) // let delayed acks go
+		}
+	}
+	n := 3*a.MaxPayload() + 17
+	m1 := bytes.Repeat([]byte{0xaa}, n)
+	if err := a.Send(m1, 1); err != nil {
+		t.Fatal(err)
+	}
+	run()
+	if len(a.wholeFree) != 1 {
+		t.Fatalf("%d buffers kept after the first message was acknowledged, want 1", len(a.wholeFree))
+	}
+	kept := unsafe.SliceData(a.wholeFree[0][:1])
+	m2 := bytes.Repeat([]byte{0x55}, n-5)
+	if err := a.Send(m2, 2); err != nil {
+		t.Fatal(err)
+	}
+	if len(a.wholeFree) != 0 {
+		t.Fatalf("the kept buffer was not reused")
+	}
+	if f := a.sqAt(0); unsafe.SliceData(f.payload) != kept {
+		t.Fatalf("the second message does not live in the first one's buffer")
+	}
+	m1[0] = 0 // the Session copied m1: the caller may reuse it
+	run()
+	if len(got) != 2 || !bytes.Equal(got[0], bytes.Repeat([]byte{0xaa}, n)) || !bytes.Equal(got[1], m2) {
+		t.Fatalf("delivered %d messages, want the two sent intact", len(got))
 	}
 }

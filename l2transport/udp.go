@@ -3,12 +3,9 @@
 package l2transport
 
 import (
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
-	"os"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -67,18 +64,13 @@ type UDPStats struct {
 // allocation each) and take sync.Pool buffers per call, and a connected socket
 // needs no addresses at all.
 type UDPLink struct {
-	conn   *net.UDPConn
-	rc     syscall.RawConn
-	local  netip.AddrPort
-	peer   netip.AddrPort
-	maxPDU int
-	batch  int
-	closed atomic.Bool
+	linkCore
+	conn  *net.UDPConn
+	rc    syscall.RawConn
+	local netip.AddrPort
+	peer  netip.AddrPort
 
 	tx, rx *mmsgOp // one iovec per message
-
-	framesIn, bytesIn, framesOut, bytesOut atomic.Uint64
-	txDropped                              atomic.Uint64
 }
 
 var _ Link = (*UDPLink)(nil)
@@ -140,7 +132,8 @@ func newUDPLink(conn *net.UDPConn, peer netip.AddrPort, cfg UDPConfig) (*UDPLink
 		batch = DefaultBatchSize
 	}
 	batch = min(batch, 1024)
-	l := &UDPLink{conn: conn, local: local, peer: peer, maxPDU: maxPDU, batch: batch}
+	l := &UDPLink{linkCore: linkCore{name: fmt.Sprintf("udp %v->%v", local, peer), maxPDU: maxPDU, batch: batch},
+		conn: conn, local: local, peer: peer}
 
 	rc, err := conn.SyscallConn()
 	if err != nil {
@@ -217,15 +210,7 @@ func (l *UDPLink) PeerAddr() netip.AddrPort { return l.peer }
 func (l *UDPLink) MaxPDU() int { return l.maxPDU }
 
 // SetReadDeadline bounds ReadBatch; the zero time means no deadline.
-func (l *UDPLink) SetReadDeadline(t time.Time) error {
-	if l.closed.Load() {
-		return ErrClosed
-	}
-	if err := l.conn.SetReadDeadline(t); err != nil {
-		return l.errorf("set read deadline: %w", err)
-	}
-	return nil
-}
+func (l *UDPLink) SetReadDeadline(t time.Time) error { return l.setReadDeadline(l.conn, t) }
 
 // Close closes the socket; a blocked ReadBatch or WriteBatch returns ErrClosed.
 func (l *UDPLink) Close() error {
@@ -256,39 +241,17 @@ func (l *UDPLink) Stats() UDPStats {
 // ICMP error (ECONNREFUSED: the peer is not listening yet) count as sent and
 // lost, as on any lossy wire; Session retransmits.
 func (l *UDPLink) WriteBatch(pdus [][]byte) (int, error) {
-	if l.closed.Load() {
-		return 0, ErrClosed
-	}
-	done := 0
-	for done < len(pdus) {
-		n := l.tx.setPDUs(pdus[done:min(len(pdus), done+l.batch)], 0, l.maxPDU)
-		if n == 0 {
-			return done, l.errorf("write: PDU of %d bytes, want 1 to %d", len(pdus[done]), l.maxPDU)
-		}
-		sent, errno, err := l.tx.do(n)
-		if err != nil {
-			return done, l.ioError("write", err)
-		}
-		if sent == 0 && errno == 0 {
-			return done, l.errorf("sendmmsg sent nothing")
-		}
-		l.framesOut.Add(uint64(sent))
-		l.bytesOut.Add(totalLen(pdus[done : done+sent]))
-		done += sent
+	return l.writeBatches(l.tx, pdus, 0, func(errno unix.Errno) errnoAction {
 		switch errno {
-		case 0:
 		case unix.ENOBUFS, unix.ECONNREFUSED, unix.EHOSTUNREACH, unix.ENETUNREACH, unix.ENETDOWN:
-			// ICMP errors are reported once, on the next call, so skipping the
-			// one datagram that carried the error is enough; routing errors
-			// repeat, and each retry costs one syscall per datagram, bounded
-			// by len(pdus).
-			l.txDropped.Add(1)
-			done++
-		default:
-			return done, l.errorf("sendmmsg: %w", errno)
+			// ICMP errors are reported once, on the next call, so skipping
+			// the one datagram that carried the error is enough; routing
+			// errors repeat, and each retry costs one syscall per
+			// datagram, bounded by len(pdus).
+			return errnoSkipOne
 		}
-	}
-	return done, nil
+		return errnoFail
+	})
 }
 
 // ReadBatch receives up to len(pkts) PDUs (at most BatchSize per call); see
@@ -327,15 +290,4 @@ func (l *UDPLink) ReadBatch(pkts []Packet) (int, error) {
 		l.bytesIn.Add(bytes)
 		return got, nil
 	}
-}
-
-func (l *UDPLink) errorf(format string, args ...any) error {
-	return fmt.Errorf("l2transport: udp %v->%v: "+format, append([]any{l.local, l.peer}, args...)...)
-}
-
-func (l *UDPLink) ioError(op string, err error) error {
-	if l.closed.Load() || errors.Is(err, os.ErrClosed) {
-		return ErrClosed
-	}
-	return l.errorf("%s: %w", op, err)
 }

@@ -101,10 +101,12 @@ func (cb *connBench) diag() string {
 	as, bs := cb.a.Stats(), cb.b.Stats()
 	ra := cb.la.Inner().(*l2transport.AFPacketLink).Stats()
 	rb := cb.lb.Inner().(*l2transport.AFPacketLink).Stats()
-	return fmt.Sprintf("A: %d data frames, %d retransmits (%d fast, %d timeouts, %d of them spurious), SRTT %v, %d acks received, tx drops %d, rx kernel drops %d; "+
-		"B: %d acks sent, drops %v, tx drops %d, rx kernel drops %d",
+	return fmt.Sprintf("A: %d data frames, %d retransmits (%d fast, %d timeouts, %d of them spurious), SRTT %v, %d acks received, tx drops %d, rx kernel drops %d, "+
+		"%d sendmmsg, %d read waits, %d backpressure; "+
+		"B: %d acks sent, drops %v, tx drops %d, rx kernel drops %d, %d sendmmsg, %d read waits",
 		as.DataFramesSent, as.Retransmits, as.FastRetransmits, as.Timeouts, as.SpuriousTimeouts, as.SRTT, ra.FramesIn, ra.TxDropped, ra.KernelDrops,
-		bs.AcksSent, bs.Drops, rb.TxDropped, rb.KernelDrops)
+		ra.WriteSyscalls, ra.ReadWaits, as.Backpressure,
+		bs.AcksSent, bs.Drops, rb.TxDropped, rb.KernelDrops, rb.WriteSyscalls, rb.ReadWaits)
 }
 
 // bulkResult is one one-way transfer over Conns.
