@@ -1,6 +1,7 @@
 package objstore
 
 import (
+	"errors"
 	"fmt"
 	"reflect"
 	"sort"
@@ -225,6 +226,7 @@ func (s *Store) Apply(rec []byte) error {
 			if len(s.held) == 0 {
 				s.setApplied(seq)
 			}
+			s.refuse(seq, txn, snap, err)
 			s.release(st)
 			return err
 		}
@@ -232,6 +234,9 @@ func (s *Store) Apply(rec []byte) error {
 			defer s.release(st)
 			err := s.applyTxns([]*stagedTxn{st})
 			s.setApplied(seq)
+			if err != nil {
+				s.refuse(seq, txn, true, err)
+			}
 			if err == nil {
 				s.mu.Lock()
 				s.snapTxn = txn
@@ -287,16 +292,12 @@ func (s *Store) applySchema(d *decoder) error {
 	if err != nil {
 		return fmt.Errorf("objstore: apply schema record for type %d: %w", id, err)
 	}
-	local := s.reg.byName[sc.Name]
-	if local == nil {
-		return fmt.Errorf("objstore: peer type %q: %w", sc.Name, ErrUnregistered)
-	}
-	if local.schema.Fingerprint != sc.Fingerprint {
-		// Version skew: transformation by wire name is the ISSU step's job.
-		return fmt.Errorf("objstore: peer type %q: fingerprint %016x, local %016x: %w", sc.Name, sc.Fingerprint, local.schema.Fingerprint, ErrSchemaMismatch)
-	}
+	// A type of another version is mapped by wire name (transform.go); one
+	// the local version does not have fails only the transactions using it.
+	pt := newPeerType(s.reg, sc)
 	s.mu.Lock()
-	s.peerTypes[id] = local
+	s.peerTypes[id] = pt
+	s.peerByName[sc.Name] = pt
 	s.mu.Unlock()
 	return nil
 }
@@ -356,6 +357,7 @@ func (s *Store) ResetStream(seq uint64) {
 	defer s.mu.Unlock()
 	clear(s.staged)
 	clear(s.peerTypes)
+	clear(s.peerByName)
 	s.seq = seq
 }
 
@@ -451,7 +453,8 @@ type recHead struct {
 	kind  byte
 	txn   uint64
 	id    uint64
-	t     *typeInfo
+	t     *typeInfo // the local type
+	pt    *peerType // the peer's type, mapped onto t
 	group uint32
 	d     decoder
 }
@@ -485,10 +488,14 @@ func (s *Store) parseHead(rec []byte, h *recHead) error {
 		return d.err
 	}
 	if h.kind == recCreate || h.kind == recUpdate || h.kind == recDelete || h.kind == recMessage {
-		h.t = s.peerTypes[tid]
-		if h.t == nil {
+		h.pt = s.peerTypes[tid]
+		if h.pt == nil {
 			return fmt.Errorf("type %d was never announced: %w", tid, ErrCorrupt)
 		}
+		if h.pt.local == nil {
+			return &TransformError{Type: h.pt.schema.Name, ObjectID: h.id, Target: "no type of that name is registered in this version"}
+		}
+		h.t = h.pt.local
 	}
 	return nil
 }
@@ -535,7 +542,7 @@ func (s *Store) validate(st *stagedTxn, prior []*stagedTxn) error {
 			}
 			a.overlay.set(h.id, overlayObj{t: h.t})
 			o, _ := a.objs.get(h.id)
-			decodeValue(h.t.root, d, o.ptr, s)
+			s.decodeObject(h.pt, d, o.ptr)
 		case recUpdate:
 			o, ok := s.lookupTxn(h.id)
 			if !ok {
@@ -546,12 +553,7 @@ func (s *Store) validate(st *stagedTxn, prior []*stagedTxn) error {
 			}
 			n := d.count(1)
 			for j := 0; j < n && d.err == nil; j++ {
-				fi := d.uvarint()
-				if fi >= uint64(len(h.t.root.fields)) {
-					d.fail(fmt.Sprintf("field %d of %s", fi, h.t.name))
-					break
-				}
-				decodeValue(h.t.root.fields[fi].n, d, nil, s)
+				s.decodeField(h.pt, d.uvarint(), d, nil)
 			}
 		case recDelete:
 			o, ok := s.lookupTxn(h.id)
@@ -586,7 +588,7 @@ func (s *Store) validate(st *stagedTxn, prior []*stagedTxn) error {
 			}
 			s.eachStagedCreate(st, k, mark)
 		case recMessage:
-			decodeValue(h.t.root, d, nil, s)
+			s.decodeObject(h.pt, d, nil)
 		case recIntent:
 			d.pos = len(d.b)
 		case recCoord:
@@ -605,6 +607,10 @@ func (s *Store) validate(st *stagedTxn, prior []*stagedTxn) error {
 			d.fail("trailing bytes")
 		}
 		if d.err != nil {
+			var te *TransformError
+			if errors.As(d.err, &te) && te.ObjectID == 0 {
+				te.ObjectID = h.id
+			}
 			return fmt.Errorf("record %d: %w", k, d.err)
 		}
 	}
@@ -747,8 +753,7 @@ func (s *Store) decodeTxn(st *stagedTxn, hp *recHead, notify bool) {
 			p := s.ents[i].ptr
 			n := d.count(1)
 			for j := 0; j < n && d.err == nil; j++ {
-				f := h.t.root.fields[d.uvarint()]
-				decodeValue(f.n, d, add(p, f.off), s)
+				s.decodeField(h.pt, d.uvarint(), d, p)
 			}
 			if notify {
 				a.changes = append(a.changes, s.change(st.id, OpUpdate, i))
@@ -776,7 +781,7 @@ func (s *Store) decodeTxn(st *stagedTxn, hp *recHead, notify bool) {
 		case recMessage:
 			if s.onMsg != nil {
 				v := reflect.New(h.t.rt)
-				decodeValue(h.t.root, d, v.UnsafePointer(), s)
+				s.decodeObject(h.pt, d, v.UnsafePointer())
 				a.msgs = append(a.msgs, h.t.name, v.Interface())
 			}
 		}

@@ -4,7 +4,6 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
-	"math"
 	"net/netip"
 	"reflect"
 	"time"
@@ -53,6 +52,24 @@ type decoder struct {
 	pos  int
 	err  error
 	path [maxPath]uint32
+	// work counts values decoded through a peer's schema. A hostile schema
+	// can describe values that take no input bytes (arrays of empty
+	// structs, nested), so input length alone does not bound the work.
+	work int
+}
+
+// spend charges one value to the decoder's work budget, which is
+// proportional to the input, and fails the decoder when it runs out.
+func (d *decoder) spend() bool { return d.spendN(1) }
+
+// spendN charges n values at once.
+func (d *decoder) spendN(n int) bool {
+	d.work += n
+	if d.work > 64*len(d.b)+1<<16 {
+		d.fail("values too many for the input's size")
+		return false
+	}
+	return true
 }
 
 func (d *decoder) fail(why string) {
@@ -281,8 +298,8 @@ func encodeValue(n *node, b []byte, p unsafe.Pointer, m refMapper) ([]byte, erro
 		}
 		var scratch [maxPath]uint32
 		id, path, err := m.interiorRef(n, ptr, scratch[:0])
-		if err != nil {
-			return b, err
+		if err != nil || id == 0 {
+			return append(b, 0), err // a mapper may send an unmappable pointer as nil
 		}
 		b = binary.AppendUvarint(b, id)
 		b = binary.AppendUvarint(b, uint64(len(path)))
@@ -484,42 +501,36 @@ func decodeValue(n *node, d *decoder, p unsafe.Pointer, r refResolver) {
 		id := d.uvarint()
 		var path []uint32
 		if n.kind == KindInterior && id != 0 {
-			k := d.count(1)
-			if k > maxPath {
-				d.fail("interior path too long")
-				return
-			}
-			for i := 0; i < k; i++ {
-				s := d.uvarint()
-				if s > math.MaxUint32 {
-					d.fail("bad path step")
-				}
-				d.path[i] = uint32(s)
-			}
-			path = d.path[:k]
+			path = readPath(d)
 		}
 		if d.err != nil {
 			return
 		}
-		if p == nil {
-			if id != 0 {
-				r.note(n, id, path)
-			}
-			return
-		}
-		if id == 0 {
-			*(*unsafe.Pointer)(p) = nil
-			return
-		}
-		ptr, err := r.resolve(n, id, path)
-		if err != nil && d.err == nil {
-			d.err = err
-			return
-		}
-		*(*unsafe.Pointer)(p) = ptr
+		finishRef(n, d, p, r, id, path)
 	default:
 		d.fail("unsupported kind " + n.kind.String())
 	}
+}
+
+// finishRef stores the pointer to object id (and path, for an interior
+// pointer) at p, or only notes it for the end-of-step check when p is nil.
+func finishRef(n *node, d *decoder, p unsafe.Pointer, r refResolver, id uint64, path []uint32) {
+	if p == nil {
+		if id != 0 {
+			r.note(n, id, path)
+		}
+		return
+	}
+	if id == 0 {
+		*(*unsafe.Pointer)(p) = nil
+		return
+	}
+	ptr, err := r.resolve(n, id, path)
+	if err != nil && d.err == nil {
+		d.err = err
+		return
+	}
+	*(*unsafe.Pointer)(p) = ptr
 }
 
 // newArray allocates zeroed backing memory for c elements of type el. Element

@@ -4,6 +4,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"unsafe"
 )
 
 // ErrCoordinated reports a coordinated transaction that breaks its own rules:
@@ -58,8 +59,9 @@ func (s *Store) Snapshot() (uint64, error) {
 		return 0, fmt.Errorf("objstore: snapshot: %w", ErrNotActive)
 	}
 	if s.txnOpen {
+		open := s.nextTxn
 		s.mu.Unlock()
-		return 0, fmt.Errorf("objstore: snapshot: txn %d: %w", s.nextTxn, ErrTxnOpen)
+		return 0, fmt.Errorf("objstore: snapshot: txn %d: %w", open, ErrTxnOpen)
 	}
 	s.nextTxn++
 	txn := s.nextTxn
@@ -84,6 +86,8 @@ func (s *Store) Snapshot() (uint64, error) {
 }
 
 func (s *Store) encodeSnapshot(txn uint64) error {
+	snap := &snapMapper{s: s}
+	defer func() { s.snapDangling = snap.dangling }()
 	b := append(s.recs[:0], recSnapshot)
 	b = binary.AppendUvarint(b, txn)
 	s.ends = append(s.ends[:0], len(b))
@@ -95,33 +99,15 @@ func (s *Store) encodeSnapshot(txn uint64) error {
 		}
 		t := e.t
 		s.announce(t)
-		if e.flags&fStatic != 0 {
-			if e.flags&fStale != 0 {
-				// Never sent: the peer's copy is its own registration, and
-				// the next update sends every field anyway.
-				continue
-			}
-			b = append(b, recUpdate)
-			b = binary.AppendUvarint(b, txn)
-			b = binary.AppendUvarint(b, e.id)
-			b = binary.AppendUvarint(b, uint64(t.id))
-			b = binary.AppendUvarint(b, uint64(len(t.root.fields)))
-			for k, f := range t.root.fields {
-				b = binary.AppendUvarint(b, uint64(k))
-				if b, err = encodeValue(f.n, b, add(e.shadow, f.off), s); err != nil {
-					return fmt.Errorf("static %s %d: field %s: %w", t.name, e.id, f.name, err)
-				}
-			}
-		} else {
+		// Every static goes, stale or not: after a promotion every static
+		// is stale, yet holds what the old active committed, which a new
+		// standby must get; and a never-committed static's shadow is its
+		// registration, which is the active's state too.
+		if e.flags&fStatic == 0 {
 			s.announceGroup(s.groups[e.group])
-			b = append(b, recCreate)
-			b = binary.AppendUvarint(b, txn)
-			b = binary.AppendUvarint(b, e.id)
-			b = binary.AppendUvarint(b, uint64(t.id))
-			b = binary.AppendUvarint(b, uint64(e.group))
-			if b, err = encodeValue(t.root, b, e.shadow, s); err != nil {
-				return fmt.Errorf("%s %d: %w", t.name, e.id, err)
-			}
+		}
+		if b, err = appendWholeObject(b, txn, e, e.shadow, snap); err != nil {
+			return err
 		}
 		s.ends = append(s.ends, len(b))
 	}
@@ -132,6 +118,86 @@ func (s *Store) encodeSnapshot(txn uint64) error {
 	s.ends = append(s.ends, len(b))
 	s.recs = b
 	return nil
+}
+
+// appendWholeObject appends the record that carries a whole object, from
+// the value at src: an Update with every field for a static object, a
+// Create with its group for a dynamic one. Snapshots and checkpoints are
+// made of these.
+func appendWholeObject(b []byte, txn uint64, e *entry, src unsafe.Pointer, m refMapper) ([]byte, error) {
+	if e.flags&fStatic != 0 {
+		return appendFullUpdate(b, txn, e, src, m)
+	}
+	return appendCreate(b, txn, e, src, m)
+}
+
+// appendFullUpdate appends an Update carrying every field of the object.
+func appendFullUpdate(b []byte, txn uint64, e *entry, src unsafe.Pointer, m refMapper) ([]byte, error) {
+	t := e.t
+	b = append(b, recUpdate)
+	b = binary.AppendUvarint(b, txn)
+	b = binary.AppendUvarint(b, e.id)
+	b = binary.AppendUvarint(b, uint64(t.id))
+	b = binary.AppendUvarint(b, uint64(len(t.root.fields)))
+	var err error
+	for k, f := range t.root.fields {
+		b = binary.AppendUvarint(b, uint64(k))
+		if b, err = encodeValue(f.n, b, add(src, f.off), m); err != nil {
+			return b, fmt.Errorf("%s %d: field %s: %w", t.name, e.id, f.name, err)
+		}
+	}
+	return b, nil
+}
+
+// appendCreate appends the Create of a dynamic object, with its group.
+func appendCreate(b []byte, txn uint64, e *entry, src unsafe.Pointer, m refMapper) ([]byte, error) {
+	t := e.t
+	var err error
+	b = append(b, recCreate)
+	b = binary.AppendUvarint(b, txn)
+	b = binary.AppendUvarint(b, e.id)
+	b = binary.AppendUvarint(b, uint64(t.id))
+	b = binary.AppendUvarint(b, uint64(e.group))
+	if b, err = encodeValue(t.root, b, src, m); err != nil {
+		return b, fmt.Errorf("%s %d: %w", t.name, e.id, err)
+	}
+	return b, nil
+}
+
+// snapMapper maps pointers for a snapshot. A committed object may still
+// point at one deleted since (a delete does not look for referrers, which
+// would cost a reverse index); refusing the snapshot would leave the
+// standby without any state, for ever. The pointer is sent as nil instead
+// and counted (SnapshotDangling), so the fault is visible, not fatal.
+type snapMapper struct {
+	s        *Store
+	dangling int
+}
+
+func (m *snapMapper) refID(n *node, p unsafe.Pointer) (uint64, error) {
+	id, err := m.s.refID(n, p)
+	if err != nil && errors.Is(err, ErrDangling) {
+		m.dangling++
+		return 0, nil
+	}
+	return id, err
+}
+
+func (m *snapMapper) interiorRef(n *node, p unsafe.Pointer, path []uint32) (uint64, []uint32, error) {
+	id, path, err := m.s.interiorRef(n, p, path)
+	if err != nil && errors.Is(err, ErrDangling) {
+		m.dangling++
+		return 0, nil, nil
+	}
+	return id, path, err
+}
+
+// SnapshotDangling returns how many pointers the last Snapshot sent as nil
+// because their target had been deleted while they still pointed at it.
+func (s *Store) SnapshotDangling() int {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	return s.snapDangling
 }
 
 // heldTxn is a committed transaction that a standby holds back: a part of a
@@ -179,14 +245,19 @@ func (s *Store) commitHeld(st *stagedTxn, seq uint64) error {
 	h, err := parseCoord(st)
 	if err != nil {
 		s.setApplied(seq)
+		err = fmt.Errorf("objstore: apply txn %d: %w", st.id, err)
+		s.refuse(seq, st.id, false, err)
 		s.release(st)
-		return fmt.Errorf("objstore: apply txn %d: %w", st.id, err)
+		return err
 	}
 	h.st, h.seq = st, seq
 	if h.coord == 0 && len(s.held) == 0 {
 		defer s.release(st)
 		err := s.applyTxns([]*stagedTxn{st})
 		s.setApplied(seq)
+		if err != nil {
+			s.refuse(seq, st.id, false, err)
+		}
 		return err
 	}
 	if h.coord != 0 {
@@ -196,9 +267,11 @@ func (s *Store) commitHeld(st *stagedTxn, seq uint64) error {
 			}
 			if o.n != h.n || o.part == h.part {
 				s.setApplied(seq) // consumed, like any failed transaction
-				s.release(st)
-				return fmt.Errorf("objstore: apply txn %d: part %q of coordinated txn %d (%d parts) after part %q (%d parts): %w",
+				err := fmt.Errorf("objstore: apply txn %d: part %q of coordinated txn %d (%d parts) after part %q (%d parts): %w",
 					st.id, h.part, h.coord, h.n, o.part, o.n, ErrCoordinated)
+				s.refuse(seq, st.id, false, err)
+				s.release(st)
+				return err
 			}
 		}
 	}
@@ -239,6 +312,10 @@ func (s *Store) releaseHeld() error {
 		}
 		if err := s.applyTxns(sts); err != nil {
 			errs = append(errs, err)
+			// The step is one atomic change: every commit in it is refused.
+			for _, h := range s.held[:end+1] {
+				s.refuse(h.seq, h.st.id, false, err)
+			}
 		}
 		s.setApplied(s.held[end].seq)
 		for _, st := range sts {
@@ -281,6 +358,7 @@ func (s *Store) AwaitSnapshot() {
 	defer s.mu.Unlock()
 	s.dropPending()
 	clear(s.peerTypes)
+	clear(s.peerByName)
 	s.awaitSnap = true
 	s.snapTxn = 0
 }

@@ -50,9 +50,16 @@
 // until every part has committed and then applied together; commits are
 // applied in commit order, so a held part also holds what follows it.
 //
+// A peer running another version of a type (a rolling upgrade) is handled by
+// mapping its schema onto the local one by wire name (transform.go): every
+// record is decoded into the local layout, and a value that does not fit
+// fails its transaction with a TransformError.
+//
+// Checkpoints (Save, Load, SaveFile, LoadFile) write the committed state to a
+// file in the record format, so that loading one goes through Apply, version
+// transformation included; Leaks reports dynamic objects no root reaches.
+//
 // Not supported yet: pointers into elements of slices (only fields and array
-// elements), version skew (a peer schema with a different fingerprint is
-// refused with ErrSchemaMismatch; the transformation is a later step), a bulk
-// sync that streams while the active keeps committing (Snapshot is one
-// transaction between two commits), and checkpoints.
+// elements), and a bulk sync that streams while the active keeps committing
+// (Snapshot is one transaction between two commits).
 package objstore

@@ -57,12 +57,11 @@ func (k Kind) String() string {
 // Errors returned by registration and schema decoding. Each returned error wraps
 // one of these and names the type and field at fault.
 var (
-	ErrUnsupported    = errors.New("unsupported field")
-	ErrUnregistered   = errors.New("type not registered")
-	ErrDuplicate      = errors.New("duplicate registration")
-	ErrSealed         = errors.New("registry sealed")
-	ErrCorruptSchema  = errors.New("corrupt schema")
-	ErrSchemaMismatch = errors.New("schema mismatch with peer")
+	ErrUnsupported   = errors.New("unsupported field")
+	ErrUnregistered  = errors.New("type not registered")
+	ErrDuplicate     = errors.New("duplicate registration")
+	ErrSealed        = errors.New("registry sealed")
+	ErrCorruptSchema = errors.New("corrupt schema")
 )
 
 const (

@@ -139,19 +139,25 @@ type Store struct {
 	newGrps  []uint32
 
 	// Standby side.
-	peerTypes map[uint64]*typeInfo
-	staged    map[uint64]*stagedTxn
-	stFree    []*stagedTxn
-	held      []heldTxn // committed, waiting behind an incomplete coordinated transaction
-	applied   uint64    // seq of the last commit applied (or failed), <= seq
-	awaitSnap bool      // drop transactional records until a Snapshot starts
-	snapTxn   uint64    // the snapshot the standby's state derives from; 0: none
-	applying  applyState
-	subs      map[int]func(Change)
-	nextSub   int
-	onMsg     func(name string, msg any)
+	peerTypes  map[uint64]*peerType // by the peer's type ID
+	peerByName map[string]*peerType // by wire name: interior paths need the target's map
+	staged     map[uint64]*stagedTxn
+	stFree     []*stagedTxn
+	held       []heldTxn // committed, waiting behind an incomplete coordinated transaction
+	applied    uint64    // seq of the last commit applied (or failed), <= seq
+	awaitSnap  bool      // drop transactional records until a Snapshot starts
+	snapTxn    uint64    // the snapshot the standby's state derives from; 0: none
+	applying   applyState
+	subs       map[int]func(Change)
+	nextSub    int
+	onMsg      func(name string, msg any)
 
 	coord coordMark // the open transaction's part in a coordinated one
+
+	snapDangling    int       // pointers the last snapshot sent as nil (snapMapper)
+	lastCkptTxn     uint64    // active: the snapshot ID of the last checkpoint saved
+	refusals        []Refusal // standby: committed transactions not applied, oldest first
+	refusalsDropped uint64
 }
 
 // NewStore returns a store for the types of r, sealing r.
@@ -175,7 +181,8 @@ func NewStore(r *Registry, cfg Config) (*Store, error) {
 		nextTxn:      cfg.FirstTxnID,
 		schemaSent:   make([]bool, len(r.types)+1),
 		groupSent:    map[uint32]bool{},
-		peerTypes:    map[uint64]*typeInfo{},
+		peerTypes:    map[uint64]*peerType{},
+		peerByName:   map[string]*peerType{},
 		staged:       map[uint64]*stagedTxn{},
 		subs:         map[int]func(Change){},
 	}

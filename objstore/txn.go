@@ -15,6 +15,8 @@ const (
 	opIntent
 	opSync
 	opSyncGroup
+	opResend // repair.go: an object sent whole from its shadow
+	opRaw    // repair.go: a record of another commit, with this txn's ID
 )
 
 // op is one operation of the open transaction. Creates, updates and deletes
@@ -24,6 +26,7 @@ const (
 // values, encoded when made, into Store.pre.
 type op struct {
 	kind     uint8
+	create   bool // opResend: as a Create, not an Update
 	ent      int32
 	g        *Group
 	pre, end int // Store.pre[pre:end]: encoded message or intent record
@@ -238,17 +241,26 @@ func (t Txn) Intent(data []byte) error {
 	if err := t.check("intent"); err != nil {
 		return err
 	}
+	if err := t.queueRecord(opIntent, recIntent, data); err != nil {
+		return fmt.Errorf("objstore: txn %d: intent of %d bytes: %w", t.id, len(data), err)
+	}
+	return nil
+}
+
+// queueRecord encodes a record of kind with this transaction's ID and body
+// into Store.pre now, as op, to be sent at commit.
+func (t Txn) queueRecord(opKind uint8, kind byte, body []byte) error {
 	s := t.s
 	start := len(s.pre)
-	b := append(s.pre, recIntent)
+	b := append(s.pre, kind)
 	b = binary.AppendUvarint(b, t.id)
-	b = append(b, data...)
+	b = append(b, body...)
 	if len(b) > s.cfg.MaxTxnBytes {
 		s.pre = b[:start]
-		return fmt.Errorf("objstore: txn %d: intent of %d bytes: %w", t.id, len(data), ErrTxnTooLarge)
+		return ErrTxnTooLarge
 	}
 	s.pre = b
-	s.ops = append(s.ops, op{kind: opIntent, pre: start, end: len(b)})
+	s.ops = append(s.ops, op{kind: opKind, pre: start, end: len(b)})
 	return nil
 }
 
@@ -326,8 +338,20 @@ func (s *Store) emit() error {
 	return nil
 }
 
-// announce queues a Schema record for t if the peer has not seen it.
+// announce queues a Schema record for t if the peer has not seen it. The
+// first announcement of a stream carries every registered schema: the peer
+// then knows each type an interior pointer can lead into, and can report
+// what of this version it cannot carry, before the first record.
 func (s *Store) announce(t *typeInfo) {
+	if s.schemaSent[t.id] {
+		return
+	}
+	for _, u := range s.reg.types {
+		s.announceOne(u)
+	}
+}
+
+func (s *Store) announceOne(t *typeInfo) {
 	if s.schemaSent[t.id] {
 		return
 	}
@@ -397,9 +421,11 @@ func (s *Store) encodeTxn(txn uint64) error {
 			s.recs = binary.AppendUvarint(s.recs, txn)
 			s.recs = binary.AppendUvarint(s.recs, uint64(o.g.id))
 			s.ends = append(s.ends, len(s.recs))
-		case opMessage, opIntent:
+		case opMessage, opIntent, opRaw:
 			s.recs = append(s.recs, s.pre[o.pre:o.end]...)
 			s.ends = append(s.ends, len(s.recs))
+		case opResend:
+			err = s.encodeResend(txn, o)
 		case opSync:
 			for i := range s.ents {
 				if err = s.syncEntry(txn, int32(i)); err != nil {

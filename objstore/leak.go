@@ -1,0 +1,172 @@
+package objstore
+
+import (
+	"reflect"
+	"sort"
+	"strconv"
+	"unsafe"
+)
+
+// Leak is a dynamic object that no root reaches.
+type Leak struct {
+	ID   uint64
+	Type string // wire name
+	Name string // as Store.Name would give it
+}
+
+// Leaks reports the dynamic objects that cannot be reached from a root, by
+// ID. Roots are the static objects and every object in a group (a group is
+// a table the application owns); from them the check follows every pointer
+// (to an object, or into one of its fields or array elements) through
+// every field, array, slice and map key and value. An object found is only
+// reported, never freed: the store cannot know that the application holds
+// no pointer of its own to it.
+//
+// It works on either role and judges the committed state: on an active the
+// shadows (an object created by an open transaction is not counted, one it
+// deletes still is), on a standby the mirror. It holds the read lock for
+// one pass over the store.
+func (s *Store) Leaks() []Leak {
+	s.mu.RLock()
+	defer s.mu.RUnlock()
+	x := s.newAddrIndex()
+	w := leakWalk{s: s, x: x, seen: make([]bool, len(s.ents)), refs: map[*node]bool{}}
+	for i := range s.ents {
+		e := &s.ents[i]
+		if s.committed(e) && (e.flags&fStatic != 0 || e.group != 0) {
+			w.reach(int32(i))
+		}
+	}
+	for len(w.stack) > 0 {
+		i := w.stack[len(w.stack)-1]
+		w.stack = w.stack[:len(w.stack)-1]
+		e := &s.ents[i]
+		p := e.ptr
+		if s.active {
+			p = e.shadow
+		}
+		if p != nil {
+			w.value(e.t.root, p)
+		}
+	}
+	var out []Leak
+	for i := range s.ents {
+		e := &s.ents[i]
+		if !s.committed(e) || w.seen[i] {
+			continue
+		}
+		out = append(out, Leak{ID: e.id, Type: e.t.name, Name: s.nameLocked(e)})
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].ID < out[b].ID })
+	return out
+}
+
+func (s *Store) committed(e *entry) bool {
+	return e.flags&fLive != 0 && e.flags&fPendingCreate == 0
+}
+
+// nameLocked is Store.Name for an entry; the caller holds s.mu.
+func (s *Store) nameLocked(e *entry) string {
+	prefix := e.t.prefix
+	if g := s.groups[e.group]; e.group != 0 && g != nil && g.prefix != "" {
+		prefix = g.prefix
+	}
+	if prefix == "" {
+		return strconv.FormatUint(e.id, 10)
+	}
+	return prefix + "-" + strconv.FormatUint(e.id, 10)
+}
+
+type leakWalk struct {
+	s     *Store
+	x     *addrIndex
+	seen  []bool
+	stack []int32
+	refs  map[*node]bool // memo: can a value of this type hold a pointer?
+}
+
+func (w *leakWalk) reach(i int32) {
+	if !w.seen[i] {
+		w.seen[i] = true
+		w.stack = append(w.stack, i)
+	}
+}
+
+// hasRefs reports whether a value of type n can hold a KindRef or
+// KindInterior pointer, so the walk skips everything else (route
+// communities, strings) without looking.
+func (w *leakWalk) hasRefs(n *node) bool {
+	if v, ok := w.refs[n]; ok {
+		return v
+	}
+	var v bool
+	switch n.kind {
+	case KindRef, KindInterior:
+		v = true
+	case KindArray, KindSlice:
+		v = w.hasRefs(n.elem)
+	case KindMap:
+		v = w.hasRefs(n.key) || w.hasRefs(n.elem)
+	case KindStruct:
+		for _, f := range n.fields {
+			if w.hasRefs(f.n) {
+				v = true
+				break
+			}
+		}
+	}
+	w.refs[n] = v
+	return v
+}
+
+// value marks the objects that the value of type n at p points to.
+func (w *leakWalk) value(n *node, p unsafe.Pointer) {
+	if !w.hasRefs(n) {
+		return
+	}
+	switch n.kind {
+	case KindRef, KindInterior:
+		ptr := *(*unsafe.Pointer)(p)
+		if ptr == nil {
+			return
+		}
+		var i int32
+		var ok bool
+		if n.kind == KindRef {
+			i, ok = w.x.exact(uintptr(ptr), n.target)
+		} else {
+			i, ok = w.x.containing(uintptr(ptr), n.target)
+		}
+		// A pointer to an object no longer in the store dangles; that is
+		// a different fault, and reaches nothing here.
+		if ok {
+			w.reach(i)
+		}
+	case KindStruct:
+		for _, f := range n.fields {
+			w.value(f.n, add(p, f.off))
+		}
+	case KindArray:
+		for i := 0; i < n.length; i++ {
+			w.value(n.elem, add(p, uintptr(i)*n.elem.size))
+		}
+	case KindSlice:
+		h := (*sliceHdr)(p)
+		for i := 0; i < h.len; i++ {
+			w.value(n.elem, add(h.data, uintptr(i)*n.elem.size))
+		}
+	case KindMap:
+		mv := reflect.NewAt(n.rt, p).Elem()
+		if mv.Len() == 0 {
+			return
+		}
+		k := reflect.New(n.key.rt).Elem()
+		v := reflect.New(n.elem.rt).Elem()
+		for it := mv.MapRange(); it.Next(); {
+			k.SetIterKey(it)
+			v.SetIterValue(it)
+			w.value(n.key, k.Addr().UnsafePointer())
+			w.value(n.elem, v.Addr().UnsafePointer())
+		}
+	}
+}

@@ -1,0 +1,93 @@
+package objstore
+
+import "testing"
+
+// freshStandby feeds records to a new standby, failing on the first error.
+func freshStandby(t *testing.T, recs [][]byte, statics map[string]any) *Store {
+	t.Helper()
+	s, err := NewStore(testRegistry(t), Config{Standby: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for name, obj := range statics {
+		if err := s.RegisterStatic(name, obj); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, r := range recs {
+		if err := s.Apply(r); err != nil {
+			t.Fatalf("apply: %v", err)
+		}
+	}
+	return s
+}
+
+// TestSnapshotSurvivesDanglingPointer: deleting an object that an untouched
+// object still points at commits (a delete does not search for referrers),
+// and a snapshot afterwards must still go out, sending that pointer as nil
+// and saying so, or the standby could never be resynced again.
+func TestSnapshotSurvivesDanglingPointer(t *testing.T) {
+	p := newPair(t, 0)
+	hop := &NextHop{Iface: "e1"}
+	r := &Route{NextHop: hop, Metric: 7}
+	tx, _ := p.act.Begin()
+	_, _ = tx.Create(hop)
+	rid, _ := tx.Create(r)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ = p.act.Begin()
+	_ = tx.Delete(hop)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	start := len(p.recs)
+	if _, err := p.act.Snapshot(); err != nil {
+		t.Fatalf("snapshot with a dangling pointer: %v", err)
+	}
+	if n := p.act.SnapshotDangling(); n != 1 {
+		t.Fatalf("SnapshotDangling = %d, want 1", n)
+	}
+	s := freshStandby(t, p.recs[start:], nil)
+	got, ok := s.Get(rid)
+	if !ok || got.(*Route).NextHop != nil || got.(*Route).Metric != 7 || s.Len() != 1 {
+		t.Fatalf("standby after the snapshot: %+v (%d objects)", got, s.Len())
+	}
+}
+
+// TestSnapshotAfterPromoteCarriesStatics: a promoted standby's statics hold
+// what the old active committed; its first snapshot to a new standby must
+// carry them, although promotion marks every object stale.
+func TestSnapshotAfterPromoteCarriesStatics(t *testing.T) {
+	p := newPair(t, 0)
+	actCfg, sbyCfg := &AppConfig{}, &AppConfig{}
+	if err := p.act.RegisterStatic("cfg", actCfg); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.sby.RegisterStatic("cfg", sbyCfg); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := p.act.Begin()
+	actCfg.Hostname, actCfg.ASN = "leaf1", 65001
+	_ = tx.Update(actCfg)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if sbyCfg.ASN != 65001 {
+		t.Fatalf("standby config %+v", sbyCfg)
+	}
+	promoted := p.sby
+	if _, err := promoted.Promote(); err != nil {
+		t.Fatal(err)
+	}
+	var recs [][]byte
+	promoted.cfg.Sink = SinkFunc(func(b []byte) error { recs = append(recs, append([]byte(nil), b...)); return nil })
+	if _, err := promoted.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	newCfg := &AppConfig{}
+	freshStandby(t, recs, map[string]any{"cfg": newCfg})
+	if newCfg.Hostname != "leaf1" || newCfg.ASN != 65001 {
+		t.Fatalf("new standby's config after the promoted node's snapshot: %+v", newCfg)
+	}
+}
