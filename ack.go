@@ -38,28 +38,76 @@ func (a ack) append(b []byte) []byte {
 	return append(b, a.flags)
 }
 
-func isAck(b []byte) bool { return len(b) > 0 && b[0] == ackKind }
-
-var errBadAck = errors.New("malformed applied-ack")
-
 func parseAck(b []byte) (ack, error) {
 	var a ack
-	if !isAck(b) {
-		return a, errBadAck
+	r, err := newMsgReader(b, ackKind)
+	if err != nil {
+		return a, err
 	}
-	b = b[1:]
-	var k int
-	if a.snap, k = binary.Uvarint(b); k <= 0 {
-		return a, fmt.Errorf("snapshot txn: %w", errBadAck)
+	a.snap, a.seq, a.flags = r.uv("snapshot txn"), r.uv("applied seq"), r.byte("flags")
+	return a, r.end()
+}
+
+// errBadMessage wraps every parse error of the standby's messages (the
+// applied-ack here, the refusal and hello of skew.go).
+var errBadMessage = errors.New("malformed standby message")
+
+// msgReader reads the fields of a standby message, keeping the first error.
+type msgReader struct {
+	b   []byte
+	err error
+}
+
+// newMsgReader checks the message's kind byte and reads what follows it.
+func newMsgReader(b []byte, kind byte) (*msgReader, error) {
+	if len(b) == 0 || b[0] != kind {
+		return nil, fmt.Errorf("not a message of kind %#x: %w", kind, errBadMessage)
 	}
-	b = b[k:]
-	if a.seq, k = binary.Uvarint(b); k <= 0 {
-		return a, fmt.Errorf("applied seq: %w", errBadAck)
+	return &msgReader{b: b[1:]}, nil
+}
+
+func (r *msgReader) uv(what string) uint64 {
+	if r.err != nil {
+		return 0
 	}
-	b = b[k:]
-	if len(b) != 1 {
-		return a, fmt.Errorf("%d bytes after the seqs: %w", len(b), errBadAck)
+	v, k := binary.Uvarint(r.b)
+	if k <= 0 {
+		r.err = fmt.Errorf("%s: %w", what, errBadMessage)
+		return 0
 	}
-	a.flags = b[0]
-	return a, nil
+	r.b = r.b[k:]
+	return v
+}
+
+func (r *msgReader) byte(what string) byte {
+	if r.err == nil && len(r.b) == 0 {
+		r.err = fmt.Errorf("%s: %w", what, errBadMessage)
+	}
+	if r.err != nil {
+		return 0
+	}
+	v := r.b[0]
+	r.b = r.b[1:]
+	return v
+}
+
+func (r *msgReader) bytes(what string) []byte {
+	n := r.uv(what)
+	if r.err == nil && n > uint64(len(r.b)) {
+		r.err = fmt.Errorf("%s: %d bytes, %d left: %w", what, n, len(r.b), errBadMessage)
+	}
+	if r.err != nil {
+		return nil
+	}
+	v := r.b[:n]
+	r.b = r.b[n:]
+	return v
+}
+
+// end reports the first error, or trailing bytes.
+func (r *msgReader) end() error {
+	if r.err == nil && len(r.b) != 0 {
+		r.err = fmt.Errorf("%d trailing bytes: %w", len(r.b), errBadMessage)
+	}
+	return r.err
 }

@@ -106,7 +106,20 @@ func (c *Coordinated) settle(participant string, committed bool) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	delete(c.begun, participant)
-	if committed {
-		c.committed[participant] = true
+	if !committed || c.committed[participant] {
+		return
+	}
+	c.committed[participant] = true
+	if c.count == 1 {
+		return
+	}
+	switch len(c.committed) {
+	case 1:
+		c.n.coordPartial.Add(1)
+	case c.count:
+		// Complete: a snapshot deferred for it can go now.
+		if c.n.coordPartial.Add(-1) == 0 {
+			c.n.kick()
+		}
 	}
 }

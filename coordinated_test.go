@@ -4,7 +4,10 @@ import (
 	"context"
 	"errors"
 	"testing"
+	"testing/synctest"
 	"time"
+
+	"github.com/swha/swha/l2transport"
 )
 
 // waitHeld waits until the standby holds n committed transactions behind an
@@ -168,4 +171,52 @@ func TestCoordinatedAbortedPart(t *testing.T) {
 		t.Fatalf("%d parts committed after an abort, want 2", c.Committed())
 	}
 	checkSame(t, p, 2)
+}
+
+// TestSnapshotWaitsForCoordinated: a standby that joins while a coordinated
+// transaction has some parts committed and some not gets its snapshot only
+// once the last part commits; a snapshot in between would carry the early
+// parts while the standby waited for ever for the rest.
+func TestSnapshotWaitsForCoordinated(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		la, lb := l2transport.NewMemPair(1500, l2transport.Faults{}, l2transport.Faults{}, 1)
+		actCfg := &testConfig{}
+		act, err := NewNode(Config{Link: la, Registry: testRegistry(t), NodeID: 1, Epoch: 1, Role: Active,
+			Statics: map[string]any{"config": actCfg}, Logger: testLogger(t)})
+		must(t, err)
+		defer act.Close()
+		ctx := bg()
+		c, err := act.NewCoordinated(2)
+		must(t, err)
+		tx, err := c.Begin(ctx, "bgp")
+		must(t, err)
+		_, err = tx.Create(&testHop{Iface: "bgp"})
+		must(t, err)
+		must(t, tx.Commit(ctx)) // solo
+		sbyCfg := &testConfig{}
+		sby, err := NewNode(Config{Link: lb, Registry: testRegistry(t), NodeID: 2, Epoch: 1, Role: Standby,
+			Statics: map[string]any{"config": sbyCfg}, Logger: testLogger(t)})
+		must(t, err)
+		defer sby.Close()
+		time.Sleep(time.Second)
+		if st := act.Stats(); st.Snapshots != 0 {
+			t.Fatalf("snapshot sent with a coordinated transaction half committed: %+v", st)
+		}
+		tx, err = c.Begin(ctx, "isis")
+		must(t, err)
+		_, err = tx.Create(&testHop{Iface: "isis"})
+		must(t, err)
+		must(t, tx.Commit(ctx))
+		wctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		must(t, act.WaitSynced(wctx))
+		// And the stream goes on.
+		tx, err = act.Begin(ctx)
+		must(t, err)
+		_, err = tx.Create(&testHop{Iface: "after"})
+		must(t, err)
+		must(t, tx.Commit(wctx))
+		p := &testPair{act: act, sby: sby, actCfg: actCfg, sbyCfg: sbyCfg}
+		checkSame(t, p, 4)
+	})
 }

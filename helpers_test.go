@@ -86,12 +86,9 @@ func newTestPair(t testing.TB, o pairOpts) *testPair {
 		n, err := NewNode(Config{
 			Link: l, Registry: testRegistry(t), NodeID: id, Epoch: 1, Role: role,
 			Mode: o.mode, Window: o.window, MaxTxnBytes: o.maxTxnBytes, SizeHint: o.sizeHint, Session: o.session,
-			Logger: testLogger(t),
+			Logger: testLogger(t), Statics: map[string]any{"config": cfg},
 		})
 		if err != nil {
-			t.Fatal(err)
-		}
-		if err := n.RegisterStatic("config", cfg); err != nil {
 			t.Fatal(err)
 		}
 		return n

@@ -114,6 +114,19 @@ type Config struct {
 	Session l2transport.SessionConfig
 	// Logger receives the node's logs (default: discard).
 	Logger *slog.Logger
+	// Statics are registered as static objects (RegisterStatic) before the
+	// checkpoint loads and the session starts; a checkpoint needs them.
+	Statics map[string]any
+	// Checkpoint, if set, is a checkpoint file (SaveCheckpoint) to start
+	// from: a standby then asks the active only for the commits after it,
+	// and an active restores its state from it. A missing file is a fresh
+	// start; a bad one is logged and ignored.
+	Checkpoint string
+	// ReplayBytes bounds the active's log of recent commits, from which a
+	// standby that holds the state up to some seq (a checkpoint, a
+	// restart) is resumed without a snapshot (default DefaultReplayBytes;
+	// negative: no log, always a snapshot).
+	ReplayBytes int
 }
 
 // RoleChange tells the application that the node changed role.
@@ -155,10 +168,43 @@ type Node struct {
 	lastAck   ack           // active: the last acknowledgement received, matched or not
 	progress  chan struct{} // closed and replaced when acked or peerUp changes
 	hooks     []func(RoleChange)
+	// Active: what the standby refused (skew.go). refused maps the seq of
+	// each refused commit on the current stream to the standby's reason;
+	// refusedSnap is set while the standby refuses our latest snapshot;
+	// staleIDs are objects whose next update must carry every field.
+	refused     map[uint64]string
+	refusedSnap string
+	lastRefusal string
+	staleIDs    []uint64
+	repairs     []repairReq // refused commits to mend, oldest first
+	// repairBad (write path) lists, per repair commit, the objects it left
+	// out; a refused repair leaves them out again, plus the new one.
+	repairBad map[uint64][]uint64
+	peerSkew  []objstore.SkewReport
 
 	sink batchSink // owned by the write path
 
 	applyMu sync.Mutex // standby: Apply versus Promote
+	// Standby: the store's staged and held counts as of the last applied
+	// message, so that Stats needs no applyMu (a subscriber, which runs
+	// under it, may call Stats).
+	stagedN, heldN atomic.Int64
+	refusals       []refusal // standby, under applyMu: to send before the next ack
+
+	// Standby: a hello is owed to the active, saying where our state
+	// stands (helloSnap, helloApplied, under applyMu).
+	helloOwed               atomic.Bool
+	helloSnap, helloApplied uint64
+
+	// Active: resuming a standby from its seq (resume.go). replay belongs
+	// to the write path; the rest is under mu.
+	replay                 replayLog
+	awaitHello, needResume bool
+	helloGen               uint64 // which stream's hello the fallback timer waits for
+	sentSnapOrder          []uint64
+	snapRefusal            refusal // a refusal of a snapshot not yet recorded as sent
+	resumeSnap, resumeFrom uint64
+	sentSnaps              map[uint64]uint64 // snapshot txn → seq it carried
 
 	needSnap atomic.Bool   // active: the peer needs a snapshot; standby: ask for one
 	syncKick chan struct{} // wakes syncLoop (active) or ackLoop (standby)
@@ -166,6 +212,11 @@ type Node struct {
 
 	coordMu   sync.Mutex
 	coordNext uint64
+	// coordPartial counts coordinated transactions with some parts
+	// committed and some not. A snapshot waits until it is zero: one taken
+	// in between would carry the committed parts while the standby, which
+	// drops its held queue for a snapshot, waits for ever for the rest.
+	coordPartial atomic.Int64
 
 	ctx    context.Context // canceled by Close
 	cancel context.CancelFunc
@@ -174,10 +225,17 @@ type Node struct {
 }
 
 type nodeCounters struct {
-	snapshots   atomic.Uint64
-	resyncAsks  atomic.Uint64
-	applyErrors atomic.Uint64
-	windowWaits atomic.Uint64
+	snapshots      atomic.Uint64
+	resyncAsks     atomic.Uint64
+	applyErrors    atomic.Uint64
+	windowWaits    atomic.Uint64
+	refused        atomic.Uint64 // standby: transactions its version cannot hold
+	peerRefusals   atomic.Uint64 // active: refusals received from the standby
+	replays        atomic.Uint64 // active: standbys resumed from their seq
+	badCheckpoints atomic.Uint64
+	leaks          atomic.Uint64 // active: unreachable objects at the last snapshot
+	repairs        atomic.Uint64 // active: repair transactions sent after refusals
+	unrepaired     atomic.Uint64 // active: refused commits no longer in the replay log
 }
 
 // NewNode builds the store, starts the session over cfg.Link and returns the
@@ -214,9 +272,14 @@ func NewNode(cfg Config) (*Node, error) {
 	}
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.sink.n = n
+	n.replay.max = cfg.ReplayBytes
+	if n.replay.max == 0 {
+		n.replay.max = DefaultReplayBytes
+	}
 	st, err := objstore.NewStore(cfg.Registry, objstore.Config{
-		Sink:        &n.sink,
-		Standby:     cfg.Role == Standby,
+		Sink: &n.sink,
+		// A checkpoint loads into a standby store; an active promotes it.
+		Standby:     cfg.Role == Standby || cfg.Checkpoint != "",
 		MaxTxnBytes: cfg.MaxTxnBytes,
 		SizeHint:    cfg.SizeHint,
 		// Unique across incarnations: acks name snapshot txn IDs.
@@ -226,7 +289,17 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, fmt.Errorf("swha: new node: %w", err)
 	}
 	n.store = st
-	if cfg.Role == Standby {
+	for name, obj := range cfg.Statics {
+		if err := st.RegisterStatic(name, obj); err != nil {
+			return nil, fmt.Errorf("swha: new node: %w", err)
+		}
+	}
+	if cfg.Checkpoint != "" {
+		if err := n.loadCheckpoint(cfg.Checkpoint); err != nil {
+			return nil, fmt.Errorf("swha: new node: %w", err)
+		}
+	}
+	if cfg.Role == Standby && st.SnapshotID() == 0 {
 		// Nothing of a stream counts until the active's snapshot on it.
 		st.AwaitSnapshot()
 	}
@@ -283,6 +356,11 @@ func (n *Node) OnRoleChange(fn func(RoleChange)) {
 
 // RegisterStatic registers a static object (see objstore.Store.RegisterStatic)
 // on either role: both nodes register their own under the same names.
+//
+// The node runs from NewNode on, so a standby may receive a snapshot that
+// names a static before this call registers it: it then refuses the snapshot
+// and asks for another, which costs a resync. Config.Statics registers them
+// before the session starts and avoids that.
 func (n *Node) RegisterStatic(name string, obj any) error {
 	if err := n.store.RegisterStatic(name, obj); err != nil {
 		return fmt.Errorf("swha: %w", err)
@@ -343,20 +421,44 @@ type Stats struct {
 	ObjectCount         int
 	StandbySnapshotTxn  uint64
 	ActiveSnapshotTxnID uint64
+	// Version skew. Active: PeerRefusals counts transactions the standby
+	// refused because its version cannot hold a value (each also fails a
+	// synchronous Commit with ErrPeerRefused), LastPeerRefusal is the
+	// standby's reason for the last one, and StandbyRefusedSnapshot says the
+	// standby refused the current snapshot and mirrors nothing until a
+	// commit fixes the value. Standby: Refused counts what it refused.
+	PeerRefusals           uint64
+	LastPeerRefusal        string
+	StandbyRefusedSnapshot bool
+	Refused                uint64
+	// Replays (active) counts standbys resumed from their seq with the
+	// commits after it instead of a snapshot; BadCheckpoints counts
+	// checkpoints that could not be loaded at start.
+	Replays, BadCheckpoints uint64
+	// Leaks (active) is how many dynamic objects no static root or group
+	// reached at the last snapshot (see Node.Leaks).
+	Leaks uint64
+	// Repairs (active) counts transactions sent to mend what the standby
+	// refused; Unrepaired counts refused commits that could not be mended
+	// because the replay log no longer held them (their objects may
+	// differ on the standby until next updated, or the next snapshot).
+	Repairs, Unrepaired uint64
 }
 
 // Stats returns the node's counters and gauges.
 func (n *Node) Stats() Stats {
 	n.mu.Lock()
 	s := Stats{
-		Role:                n.role,
-		Mode:                n.cfg.Mode,
-		PeerUp:              n.peerUp,
-		Streaming:           n.streaming,
-		CommittedSeq:        n.committed,
-		AckedSeq:            n.acked,
-		Window:              n.cfg.Window,
-		ActiveSnapshotTxnID: n.snapTxn,
+		Role:                   n.role,
+		Mode:                   n.cfg.Mode,
+		PeerUp:                 n.peerUp,
+		Streaming:              n.streaming,
+		CommittedSeq:           n.committed,
+		AckedSeq:               n.acked,
+		Window:                 n.cfg.Window,
+		ActiveSnapshotTxnID:    n.snapTxn,
+		LastPeerRefusal:        n.lastRefusal,
+		StandbyRefusedSnapshot: n.refusedSnap != "",
 	}
 	if n.role == Active && n.peerUp && n.committed > n.acked {
 		s.InFlight = int(n.committed - n.acked)
@@ -366,14 +468,19 @@ func (n *Node) Stats() Stats {
 	s.Snapshots = n.stats.snapshots.Load()
 	s.ResyncRequests = n.stats.resyncAsks.Load()
 	s.ApplyErrors = n.stats.applyErrors.Load()
+	s.PeerRefusals = n.stats.peerRefusals.Load()
+	s.Refused = n.stats.refused.Load()
+	s.Replays = n.stats.replays.Load()
+	s.BadCheckpoints = n.stats.badCheckpoints.Load()
+	s.Leaks = n.stats.leaks.Load()
+	s.Repairs = n.stats.repairs.Load()
+	s.Unrepaired = n.stats.unrepaired.Load()
 	s.AppliedSeq = n.store.AppliedSeq()
 	s.AwaitingSnapshot = n.store.AwaitingSnapshot()
 	s.StandbySnapshotTxn = n.store.SnapshotID()
 	s.ObjectCount = n.store.Len()
 	if s.Role == Standby {
-		n.applyMu.Lock()
-		s.Staged, s.Held = n.store.Staged(), n.store.Held()
-		n.applyMu.Unlock()
+		s.Staged, s.Held = int(n.stagedN.Load()), int(n.heldN.Load())
 	}
 	s.Session = n.conn.Stats()
 	return s
@@ -390,6 +497,8 @@ func (n *Node) onEvent(ev l2transport.Event) {
 	case l2transport.EventEstablished, l2transport.EventPeerRestarted, l2transport.EventPeerAlive:
 		n.peerUp = true
 		n.streaming = false
+		n.needResume = false
+		n.lastAck = ack{}
 	case l2transport.EventPeerSilent:
 		n.peerUp = false
 		n.streaming = false
@@ -401,13 +510,30 @@ func (n *Node) onEvent(ev l2transport.Event) {
 		return
 	}
 	if role == Active {
-		n.needSnap.Store(true)
-		n.kick()
+		if ev.Kind == l2transport.EventPeerAlive {
+			// Same session, after silence: the standby awaits a snapshot.
+			n.needSnap.Store(true)
+			n.kick()
+			return
+		}
+		// A new stream: the standby's hello says what it needs.
+		n.expectHello()
 		return
 	}
 	n.applyMu.Lock()
-	n.store.AwaitSnapshot()
+	if ev.Kind == l2transport.EventPeerAlive {
+		n.store.AwaitSnapshot()
+		n.notePending()
+		n.applyMu.Unlock()
+		return
+	}
+	// A new stream: tell the active which version we run and what we hold,
+	// so that it can replay from there rather than send everything.
+	n.helloSnap, n.helloApplied = n.store.ResumeStream()
+	n.notePending()
 	n.applyMu.Unlock()
+	n.helloOwed.Store(true)
+	n.kick()
 }
 
 // onMessage takes one session message: records on a standby,
@@ -416,8 +542,15 @@ func (n *Node) onMessage(m l2transport.Message) {
 	if len(m.Data) == 0 {
 		return
 	}
-	if isAck(m.Data) {
+	switch m.Data[0] {
+	case ackKind:
 		n.onAck(m.Data)
+		return
+	case refusalKind:
+		n.onRefusal(m.Data)
+		return
+	case helloKind:
+		n.onHello(m.Data)
 		return
 	}
 	n.applyMu.Lock()
@@ -430,7 +563,11 @@ func (n *Node) onMessage(m l2transport.Message) {
 	if err != nil && n.afterRefusedApply != nil {
 		n.afterRefusedApply()
 	}
-	if err != nil && !n.store.AwaitingSnapshot() {
+	// A transaction refused for version skew consumed its seq and is
+	// reported to the active; the stream goes on. Anything else means the
+	// mirror lost track.
+	lostTrack := n.takeRefusals()
+	if err != nil && (lostTrack || !errors.Is(err, objstore.ErrNotRepresentable)) && !n.store.AwaitingSnapshot() {
 		// The mirror missed or refused a transaction the active committed:
 		// it can no longer follow the stream, so start over from a snapshot.
 		n.store.AwaitSnapshot()
@@ -439,8 +576,16 @@ func (n *Node) onMessage(m l2transport.Message) {
 		n.stats.resyncAsks.Add(1)
 		n.log.Warn("standby apply failed; asking for a snapshot", "err", err)
 	}
+	n.notePending()
 	n.applyMu.Unlock()
 	n.kick()
+}
+
+// notePending publishes the store's staged and held counts for Stats. The
+// caller holds applyMu.
+func (n *Node) notePending() {
+	n.stagedN.Store(int64(n.store.Staged()))
+	n.heldN.Store(int64(n.store.Held()))
 }
 
 // loop is the node's background goroutine: on the active it sends
@@ -459,6 +604,23 @@ func (n *Node) loop() {
 			return
 		}
 		if n.Role() == Active {
+			n.mu.Lock()
+			resume, repair := n.needResume, len(n.repairs) > 0
+			n.mu.Unlock()
+			if repair {
+				if err := n.runRepairs(); err != nil && n.ctx.Err() == nil {
+					n.log.Warn("repair of a refused transaction failed", "err", err)
+				}
+			}
+			if resume {
+				done, err := n.sendReplay()
+				if err != nil && n.ctx.Err() == nil {
+					n.log.Warn("replay to standby failed", "err", err)
+				}
+				if !done {
+					n.needSnap.Store(true) // the log no longer reaches back that far
+				}
+			}
 			if !n.needSnap.Load() {
 				continue
 			}
@@ -488,7 +650,24 @@ func (n *Node) loop() {
 		if n.needSnap.Load() {
 			a = ack{flags: ackNeedSnapshot}
 		}
+		// Refusals go before the ack that covers their seqs.
+		refusals := n.refusals
+		n.refusals = nil
 		n.applyMu.Unlock()
+		for _, r := range refusals {
+			if err := n.conn.Send(n.ctx, r.append(nil), 0); err != nil && n.ctx.Err() == nil {
+				n.log.Warn("send refusal failed", "err", err)
+			}
+		}
+		if n.helloOwed.Swap(false) {
+			n.applyMu.Lock()
+			h := appendHello(nil, n.helloSnap, n.helloApplied, n.store.Registry())
+			n.applyMu.Unlock()
+			if err := n.conn.Send(n.ctx, h, 0); err != nil && n.ctx.Err() == nil {
+				n.log.Warn("send hello failed", "err", err)
+				n.helloOwed.Store(true)
+			}
+		}
 		if a == sent {
 			continue
 		}
@@ -505,6 +684,21 @@ func (n *Node) loop() {
 	}
 }
 
+// rememberSnapshot records a snapshot this active sent (or wrote into a
+// checkpoint) and the seq it carried, for resuming a standby that holds
+// it; only the last 64 are kept. The caller holds n.mu.
+func (n *Node) rememberSnapshot(txn, seq uint64) {
+	if n.sentSnaps == nil {
+		n.sentSnaps = map[uint64]uint64{}
+	}
+	n.sentSnaps[txn] = seq
+	n.sentSnapOrder = append(n.sentSnapOrder, txn)
+	if len(n.sentSnapOrder) > 64 {
+		delete(n.sentSnaps, n.sentSnapOrder[0])
+		n.sentSnapOrder = n.sentSnapOrder[1:]
+	}
+}
+
 // minSnapshotGap spaces snapshots to one standby.
 const minSnapshotGap = 50 * time.Millisecond
 
@@ -518,6 +712,14 @@ func (n *Node) sendSnapshot() error {
 		return ErrClosed
 	}
 	defer func() { <-n.wsem }()
+	if !n.needSnap.Load() {
+		return nil
+	}
+	if k := n.coordPartial.Load(); k > 0 {
+		// Its last part kicks the loop again (Coordinated.settle).
+		n.log.Warn("snapshot deferred until coordinated transactions complete", "incomplete", k)
+		return nil
+	}
 	if !n.needSnap.Swap(false) {
 		return nil
 	}
@@ -526,6 +728,11 @@ func (n *Node) sendSnapshot() error {
 	if up {
 		// Records from here on are part of the snapshot and what follows.
 		n.streaming = true
+		// A new stream: what the standby refused of the old one is moot
+		// (refused seqs stay: seqs are never reused, and a slow waiter
+		// may still look its own up). The snapshot decides the stream.
+		n.refusedSnap = ""
+		n.awaitHello, n.needResume = false, false
 	}
 	n.mu.Unlock()
 	if !up {
@@ -538,6 +745,17 @@ func (n *Node) sendSnapshot() error {
 	}
 	n.mu.Lock()
 	n.snapTxn = txn
+	if err == nil {
+		// Counted before the unlock: the standby may acknowledge it (and a
+		// waiter return) before this goroutine runs again.
+		n.stats.snapshots.Add(1)
+		n.rememberSnapshot(txn, n.store.Seq())
+		if n.snapRefusal.txn == txn {
+			// The standby refused it before we got here.
+			n.refusedSnap = n.snapRefusal.text
+			n.streaming = false
+		}
+	}
 	if n.lastAck.snap == txn && n.lastAck.seq > n.acked {
 		n.acked = n.lastAck.seq // the ack overtook us
 	}
@@ -550,8 +768,18 @@ func (n *Node) sendSnapshot() error {
 		n.needSnap.Store(true)
 		return fmt.Errorf("swha: snapshot: %w", err)
 	}
-	n.stats.snapshots.Add(1)
 	n.log.Info("snapshot sent to standby", "txn", txn, "objects", n.store.Len(), "seq", n.store.Seq())
+	// As the seed library does during bulk sync: report objects nothing
+	// reaches any more, which the application probably forgot to delete.
+	// They are replicated all the same; nothing is freed.
+	if d := n.store.SnapshotDangling(); d > 0 {
+		n.log.Warn("snapshot sent pointers to deleted objects as nil", "count", d)
+	}
+	leaks := n.store.Leaks()
+	n.stats.leaks.Store(uint64(len(leaks)))
+	if len(leaks) > 0 {
+		n.log.Warn("unreachable dynamic objects (not in a group, no pointer from a root)", "count", len(leaks), "first", leaks[:min(len(leaks), 5)])
+	}
 	return nil
 }
 
@@ -580,6 +808,15 @@ func (n *Node) onAck(b []byte) {
 	n.lastAck = a
 	if n.role == Active && a.snap == n.snapTxn && a.seq > n.acked {
 		n.acked = a.seq
+		// Waiters check refusals once acked passes their seq; keep a
+		// generous tail for the slow ones and bound the rest.
+		if len(n.refused) > 4096 {
+			for seq := range n.refused {
+				if seq+uint64(n.cfg.Window)+4096 < n.acked {
+					delete(n.refused, seq)
+				}
+			}
+		}
 	}
 	n.bump() // WaitSynced also waits for the first ack of a snapshot
 
@@ -608,6 +845,12 @@ func (n *Node) Promote() ([][]byte, error) {
 	n.role = Active
 	n.peerUp, n.streaming = false, false
 	n.committed, n.acked = n.store.Seq(), n.store.Seq()
+	// What this node sent in an earlier term as active says nothing about
+	// the stream it starts now; a standby resumes only from this term's
+	// snapshots and commits. (No commit runs on a standby, so the log is
+	// not being written.)
+	n.sentSnaps, n.sentSnapOrder = nil, nil
+	n.replay = replayLog{max: n.replay.max}
 	hooks := append([]func(RoleChange){}, n.hooks...)
 	n.bump()
 	n.mu.Unlock()

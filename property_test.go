@@ -302,9 +302,8 @@ func TestPropertyStreamCut(t *testing.T) {
 				cut := &cutLink{Link: la, after: 4 + rng.IntN(250)}
 				actCfg, sbyCfg := &testConfig{}, &testConfig{}
 				mk := func(l l2transport.Link, id uint64, role Role, cfg *testConfig) *Node {
-					n, err := NewNode(Config{Link: l, Registry: testRegistry(t), NodeID: id, Epoch: 1, Role: role, Mode: Async, Logger: testLogger(t)})
+					n, err := NewNode(Config{Link: l, Registry: testRegistry(t), NodeID: id, Epoch: 1, Role: role, Mode: Async, Logger: testLogger(t), Statics: map[string]any{"config": cfg}})
 					must(t, err)
-					must(t, n.RegisterStatic("config", cfg))
 					return n
 				}
 				act := mk(cut, 1, Active, actCfg)

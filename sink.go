@@ -3,27 +3,40 @@ package swha
 import (
 	"context"
 	"fmt"
+
+	"github.com/swha/swha/objstore"
 )
 
 // batchSink is the active store's RecordSink. It copies a commit's records
 // into one buffer and hands them to the session in batches (Conn.SendBatch):
 // one lock and one flush per batch instead of per record is what lets a
 // stream of small records keep up with the store. While no standby is
-// streaming (solo, or before its snapshot) it drops records: the snapshot a
-// standby gets when it joins carries the state they made.
+// streaming (solo, or before its snapshot) it sends nothing: the snapshot a
+// standby gets when it joins carries the state the records made.
+//
+// The same buffer is the replay log's copy of the commit (resume.go): with
+// the log on, a commit's records stay in it, sent or not, and the log takes
+// the whole buffer when the commit ends, so each record is copied once.
 type batchSink struct {
 	n    *Node
 	ctx  context.Context
 	txn  uint64
 	buf  []byte
 	ends []int
+	// keep: this is a commit for the replay log, not a snapshot. sent is
+	// how many records of buf the session has had (or will never get:
+	// nobody was streaming); seq is the commit's, once its Commit record
+	// has passed.
+	keep bool
+	sent int
+	seq  uint64
 	msgs [][]byte
 	err  error
 }
 
 // Flush thresholds: a batch is sent when it reaches either, so a large
-// transaction streams while it is still being emitted and memory stays
-// bounded.
+// transaction streams while it is still being emitted and, without a replay
+// log, memory stays bounded.
 const (
 	sinkMaxRecords = 512
 	sinkMaxBytes   = 256 << 10
@@ -32,6 +45,8 @@ const (
 func (s *batchSink) begin(ctx context.Context, txn uint64) {
 	s.ctx, s.txn, s.err = ctx, txn, nil
 	s.buf, s.ends = s.buf[:0], s.ends[:0]
+	s.sent, s.seq = 0, 0
+	s.keep = txn != 0 && s.n.replay.max >= 0
 }
 
 // WriteRecord implements objstore.RecordSink.
@@ -43,35 +58,61 @@ func (s *batchSink) WriteRecord(rec []byte) error {
 	n.mu.Lock()
 	on := n.streaming && n.peerUp
 	n.mu.Unlock()
-	if !on {
+	if !on && !s.keep {
 		return nil
 	}
 	s.buf = append(s.buf, rec...)
 	s.ends = append(s.ends, len(s.buf))
-	if len(s.ends) >= sinkMaxRecords || len(s.buf) >= sinkMaxBytes {
+	if s.keep {
+		if seq, ok := objstore.CommitSeq(rec); ok {
+			s.seq = seq
+		}
+	}
+	if !on {
+		s.sent = len(s.ends) // for the log only
+		return nil
+	}
+	if len(s.ends)-s.sent >= sinkMaxRecords || len(s.buf)-s.offset(s.sent) >= sinkMaxBytes {
 		return s.flush()
 	}
 	return nil
 }
 
-// flush sends the batched records. After a failure the stream to the
+// offset is where record i starts in buf.
+func (s *batchSink) offset(i int) int {
+	if i == 0 {
+		return 0
+	}
+	return s.ends[i-1]
+}
+
+// flush sends the records not sent yet and, once the commit is whole, hands
+// its buffer to the replay log. After a send failure the stream to the
 // standby has a hole, so every later record is refused until the next
 // snapshot (the caller asks for one).
 func (s *batchSink) flush() error {
-	if s.err != nil || len(s.ends) == 0 {
-		return s.err
+	if s.err == nil && len(s.ends) > s.sent {
+		s.msgs = s.msgs[:0]
+		start := s.offset(s.sent)
+		for _, end := range s.ends[s.sent:] {
+			s.msgs = append(s.msgs, s.buf[start:end])
+			start = end
+		}
+		_, err := s.n.conn.SendBatch(s.ctx, s.msgs, s.txn)
+		clear(s.msgs)
+		s.sent = len(s.ends)
+		if err != nil {
+			s.err = fmt.Errorf("swha: send records of txn %d: %w", s.txn, err)
+		}
 	}
-	s.msgs = s.msgs[:0]
-	start := 0
-	for _, end := range s.ends {
-		s.msgs = append(s.msgs, s.buf[start:end])
-		start = end
-	}
-	_, err := s.n.conn.SendBatch(s.ctx, s.msgs, s.txn)
-	clear(s.msgs)
-	s.buf, s.ends = s.buf[:0], s.ends[:0]
-	if err != nil {
-		s.err = fmt.Errorf("swha: send records of txn %d: %w", s.txn, err)
+	switch {
+	case !s.keep:
+		s.buf, s.ends, s.sent = s.buf[:0], s.ends[:0], 0
+	case s.seq != 0:
+		// The whole commit is here (its Commit record came last), sent or
+		// not: the local commit stands either way.
+		s.buf, s.ends = s.n.replay.keep(s.seq, s.buf, s.ends)
+		s.sent, s.seq = 0, 0
 	}
 	return s.err
 }

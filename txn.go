@@ -35,6 +35,16 @@ func (n *Node) Begin(ctx context.Context) (*Txn, error) {
 		<-n.wsem
 		return nil, fmt.Errorf("swha: begin on a %v: %w", r, ErrNotActive)
 	}
+	n.mu.Lock()
+	stale := n.staleIDs
+	n.staleIDs = nil
+	n.mu.Unlock()
+	if len(stale) > 0 {
+		// The standby refused changes to these: resend them whole.
+		if err := n.store.MarkStale(stale...); err != nil {
+			n.log.Warn("mark refused objects stale", "err", err)
+		}
+	}
 	tx, err := n.store.Begin()
 	if err != nil {
 		<-n.wsem
@@ -153,7 +163,14 @@ func (t *Txn) Commit(ctx context.Context) error {
 	// commit, not when the wait below first looks: a standby that goes
 	// silent in between must make a sync Commit fail, not pass as solo.
 	standbyOwed := n.peerUp
+	resnap := n.refusedSnap != "" && err == nil
 	n.mu.Unlock()
+	if resnap {
+		// The standby refused our last snapshot; this commit may have
+		// fixed what it could not hold, so offer it another.
+		n.needSnap.Store(true)
+		n.kick()
+	}
 	<-n.wsem
 	if err != nil && !errors.Is(err, objstore.ErrSink) && n.sink.err == nil {
 		return fmt.Errorf("swha: %w", err)
@@ -211,10 +228,16 @@ func (n *Node) waitAcked(ctx context.Context, seq uint64, standbyOwed bool) erro
 	for {
 		n.mu.Lock()
 		acked, up, ch := n.acked >= seq, n.peerUp, n.progress
+		refused, isRefused := n.refused[seq]
+		refusedSnap := n.refusedSnap
 		n.mu.Unlock()
 		switch {
+		case acked && isRefused:
+			return fmt.Errorf("%w: %s", ErrPeerRefused, refused)
 		case acked:
 			return nil
+		case refusedSnap != "" && standbyOwed:
+			return fmt.Errorf("%w: it refused the snapshot it needs to mirror this node: %s", ErrPeerRefused, refusedSnap)
 		case !up && !standbyOwed:
 			return nil // solo: see Commit
 		case !up:
