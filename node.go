@@ -13,6 +13,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"reflect"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -284,6 +286,8 @@ func NewNode(cfg Config) (*Node, error) {
 		SizeHint:    cfg.SizeHint,
 		// Unique across incarnations: acks name snapshot txn IDs.
 		FirstTxnID: uint64(cfg.Epoch) << 32,
+		// Handlers run after onMessage releases applyMu (runHandlers).
+		DeferNotify: true,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("swha: new node: %w", err)
@@ -319,8 +323,16 @@ func NewNode(cfg Config) (*Node, error) {
 }
 
 // Close stops the node and closes its link. Open transactions are left as
-// they are.
+// they are. Called from a subscriber or message handler, it stops the node
+// and returns at once; the node's goroutines end when the handler returns.
 func (n *Node) Close() error {
+	if inHandler() {
+		// The delivery goroutine is this one: stop the node and let another
+		// goroutine wait for this handler to return.
+		n.cancel()
+		go n.Close()
+		return nil
+	}
 	var err error
 	n.once.Do(func() {
 		n.cancel()
@@ -554,8 +566,9 @@ func (n *Node) onMessage(m l2transport.Message) {
 		return
 	}
 	n.applyMu.Lock()
-	if n.Role() != Standby {
-		// A promoted node no longer takes the old active's stream.
+	if n.Role() != Standby || n.ctx.Err() != nil {
+		// A promoted node no longer takes the old active's stream; a closed
+		// one (a handler may close it mid-batch) takes nothing.
 		n.applyMu.Unlock()
 		return
 	}
@@ -579,6 +592,33 @@ func (n *Node) onMessage(m l2transport.Message) {
 	n.notePending()
 	n.applyMu.Unlock()
 	n.kick()
+	n.runHandlers()
+}
+
+// runHandlers calls the subscribers and the message handler for what the
+// last Apply applied, on the delivery goroutine with no lock held: a handler
+// may call Promote, or Close (see inHandler).
+//
+//go:noinline
+func (n *Node) runHandlers() { n.store.Notify() }
+
+// inHandler reports whether the calling goroutine is running a handler
+// (runHandlers is on its stack). Close, called from there, must not wait for
+// the delivery goroutine: it would wait for itself. Go has no goroutine
+// identity, but the stack says it.
+func inHandler() bool {
+	want := runtime.FuncForPC(reflect.ValueOf((*Node).runHandlers).Pointer()).Name()
+	pcs := make([]uintptr, 1024)
+	frames := runtime.CallersFrames(pcs[:runtime.Callers(2, pcs)])
+	for {
+		f, more := frames.Next()
+		if f.Function == want {
+			return true
+		}
+		if !more {
+			return false
+		}
+	}
 }
 
 // notePending publishes the store's staged and held counts for Stats. The

@@ -794,11 +794,25 @@ func (s *Store) decodeTxn(st *stagedTxn, hp *recHead, notify bool) {
 	}
 }
 
-// notify tells subscribers and the message handler what the step applied.
+// notify tells subscribers and the message handler what the step applied,
+// unless the owner asked to do that itself (Config.DeferNotify).
 func (s *Store) notify() error {
+	if !s.cfg.DeferNotify {
+		s.Notify()
+	}
+	return nil
+}
+
+// Notify delivers what the last Apply applied to the subscribers and the
+// message handler, once. Apply does it itself unless Config.DeferNotify is
+// set; then the goroutine that calls Apply calls Notify after it, before the
+// next Apply. No lock of the store is held while a handler runs: it may call
+// Get, Read or even Promote. The objects it sees are not being written, since
+// only this goroutine writes the mirror.
+func (s *Store) Notify() {
 	a := &s.applying
 	if len(a.changes) == 0 && len(a.msgs) == 0 {
-		return nil
+		return
 	}
 	s.mu.RLock()
 	subs := make([]func(Change), 0, len(s.subs))
@@ -811,18 +825,18 @@ func (s *Store) notify() error {
 		subs = append(subs, s.subs[k])
 	}
 	onMsg := s.onMsg
+	s.mu.RUnlock()
 	for _, c := range a.changes {
 		for _, fn := range subs {
 			fn(c)
 		}
 	}
-	s.mu.RUnlock()
-	for k := 0; k+1 < len(a.msgs); k += 2 {
+	for k := 0; onMsg != nil && k+1 < len(a.msgs); k += 2 {
 		onMsg(a.msgs[k].(string), a.msgs[k+1])
 	}
 	clear(a.changes)
 	clear(a.msgs)
-	return nil
+	a.changes, a.msgs = a.changes[:0], a.msgs[:0]
 }
 
 func (s *Store) change(txn uint64, op Op, i int32) Change {

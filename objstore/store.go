@@ -52,6 +52,11 @@ type Config struct {
 	// which the standby's acks name) are never reused by the next, and a
 	// stale ack from an earlier stream cannot match a new snapshot.
 	FirstTxnID uint64
+	// DeferNotify: Apply queues what it applied and the owner delivers it
+	// to subscribers and the message handler with Notify, once it has
+	// released its own locks, so that a handler may call back into the
+	// owner (a Node's handler may promote it).
+	DeferNotify bool
 }
 
 const (
