@@ -1,6 +1,10 @@
 package objstore
 
-import "testing"
+import (
+	"bytes"
+	"errors"
+	"testing"
+)
 
 // freshStandby feeds records to a new standby, failing on the first error.
 func freshStandby(t *testing.T, recs [][]byte, statics map[string]any) *Store {
@@ -89,5 +93,75 @@ func TestSnapshotAfterPromoteCarriesStatics(t *testing.T) {
 	freshStandby(t, recs, map[string]any{"cfg": newCfg})
 	if newCfg.Hostname != "leaf1" || newCfg.ASN != 65001 {
 		t.Fatalf("new standby's config after the promoted node's snapshot: %+v", newCfg)
+	}
+}
+
+// TestFailedCommitLeavesShadows: a commit that fails to encode (here a
+// pointer to an object deleted in the same transaction) commits nothing, so
+// nothing of it may reach the peer later either. Snapshots, checkpoints and
+// repairs are encoded from the shadows; they used to carry the failed
+// transaction's values, which the encoder had already copied into them.
+func TestFailedCommitLeavesShadows(t *testing.T) {
+	p := newPair(t, 0)
+	hop := &NextHop{Iface: "e1"}
+	other := &NextHop{Iface: "e2"}
+	r := &Route{NextHop: hop, Metric: 7, Communities: []uint32{1}}
+	tx, _ := p.act.Begin()
+	_, _ = tx.Create(hop)
+	_, _ = tx.Create(other)
+	rid, _ := tx.Create(r)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	committed := dump(p.act)
+
+	tx, _ = p.act.Begin()
+	r.Metric, r.Communities = 99, []uint32{2, 3}
+	_ = tx.Update(r) // encodes fine
+	bad := &Route{NextHop: other}
+	_, _ = tx.Create(bad)
+	_ = tx.Delete(other) // bad points at an object this transaction deletes
+	if err := tx.Commit(); !errors.Is(err, ErrDangling) {
+		t.Fatalf("commit of a pointer to a deleted object: %v", err)
+	}
+	// The application gives the change up.
+	r.Metric, r.Communities = 7, []uint32{1}
+
+	start := len(p.recs)
+	if _, err := p.act.Snapshot(); err != nil {
+		t.Fatal(err)
+	}
+	s := freshStandby(t, p.recs[start:], nil)
+	if got := dump(s); got != committed {
+		t.Fatalf("snapshot after a failed commit\ngot:\n%s\nwant (committed):\n%s", got, committed)
+	}
+	var buf bytes.Buffer
+	if _, err := p.act.Save(&buf); err != nil {
+		t.Fatal(err)
+	}
+	c, err := NewStore(testRegistry(t), Config{Standby: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := c.Load(&buf); err != nil {
+		t.Fatal(err)
+	}
+	if got := dump(c); got != committed {
+		t.Fatalf("checkpoint after a failed commit\ngot:\n%s\nwant (committed):\n%s", got, committed)
+	}
+	// And the next real change is a diff against what the peer holds: only
+	// the metric goes out, and the standby ends up equal.
+	tx, _ = p.act.Begin()
+	r.Metric = 8
+	_ = tx.Update(r)
+	start = len(p.recs)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := dump(p.sby), dump(p.act); got != want {
+		t.Fatalf("standby after the next commit\ngot:\n%s\nwant:\n%s", got, want)
+	}
+	if obj, _ := p.sby.Get(rid); obj.(*Route).Metric != 8 {
+		t.Fatalf("standby route %+v", obj)
 	}
 }

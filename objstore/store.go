@@ -65,6 +65,7 @@ const (
 	fPendingCreate // created by the open transaction
 	fPendingDelete // deleted by the open transaction
 	fStale         // shadow unknown: the next diff sends every field
+	fEncoded       // encoded by the transaction being committed
 )
 
 // entry is the store's bookkeeping for one object. Entries live by value in a
@@ -139,9 +140,14 @@ type Store struct {
 	headEnds []int
 	changed  []int
 	touched  []int32
-	refsTo   []int32
-	newTypes []uint32
-	newGrps  []uint32
+	// shadowCopies are the shadow writes of the transaction being encoded,
+	// made only once all of it encoded: snapshots, checkpoints and repairs
+	// are encoded from the shadows, so a failed commit must leave them as
+	// they were.
+	shadowCopies []shadowCopy
+	refsTo       []int32
+	newTypes     []uint32
+	newGrps      []uint32
 
 	// Standby side.
 	peerTypes  map[uint64]*peerType // by the peer's type ID

@@ -384,8 +384,9 @@ func (s *Store) announceGroup(g *Group) {
 	s.headEnds = append(s.headEnds, len(s.head))
 }
 
-// encodeTxn makes every record of t into s.recs. It updates shadows as it
-// goes and lists them in s.touched, so that a failure can mark them stale.
+// encodeTxn makes every record of t into s.recs. It lists the entries it
+// encoded in s.touched and the shadow writes they need in s.shadowCopies;
+// finish makes those once the whole transaction encoded.
 func (s *Store) encodeTxn(txn uint64) error {
 	s.recs, s.ends, s.touched = s.recs[:0], s.ends[:0], s.touched[:0]
 	// head, the new* lists and refsTo may hold what Message queued.
@@ -492,14 +493,36 @@ func (s *Store) encodeCreate(txn uint64, i int32) error {
 	s.ends = append(s.ends, len(b))
 	e = &s.ents[i]
 	if s.ents[i].shadow == nil {
+		// A new entry: a failed commit removes it, shadow and all.
 		s.ents[i].shadow = newShadow(t, e.ptr)
 		s.byPtr.setShadow(e.ptr, s.ents[i].shadow)
 	} else {
-		copyValue(t.root, s.ents[i].shadow, e.ptr)
+		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: -1})
 	}
-	e.flags &^= fStale
+	e.flags |= fEncoded
 	s.touched = append(s.touched, i)
 	return nil
+}
+
+// shadowCopy is a deferred shadow write: one top-level field of entry ent,
+// or the whole object if field is -1.
+type shadowCopy struct {
+	ent   int32
+	field int
+}
+
+// commitShadows makes the shadows hold what the transaction just encoded.
+func (s *Store) commitShadows() {
+	for _, c := range s.shadowCopies {
+		e := &s.ents[c.ent]
+		if c.field < 0 {
+			copyValue(e.t.root, e.shadow, e.ptr)
+			continue
+		}
+		f := e.t.root.fields[c.field]
+		copyValue(f.n, add(e.shadow, f.off), add(e.ptr, f.off))
+	}
+	s.shadowCopies = s.shadowCopies[:0]
 }
 
 // encodeUpdate diffs entry i against its shadow and, if anything changed,
@@ -508,9 +531,10 @@ func (s *Store) encodeUpdate(txn uint64, i int32) error {
 	e := &s.ents[i]
 	t := e.t
 	sh := s.ents[i].shadow
-	if sh == nil {
-		// Created by this transaction after this point: its Create carries
-		// the state at commit.
+	if sh == nil || e.flags&fEncoded != 0 {
+		// Created by this transaction after this point, or already encoded
+		// by it (created, or updated twice): that record carries the state
+		// at commit, since the object does not change while it encodes.
 		return nil
 	}
 	ch := s.changed[:0]
@@ -544,10 +568,9 @@ func (s *Store) encodeUpdate(txn uint64, i int32) error {
 	s.recs = b
 	s.ends = append(s.ends, len(b))
 	for _, k := range ch {
-		f := t.root.fields[k]
-		copyValue(f.n, add(sh, f.off), add(e.ptr, f.off))
+		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: k})
 	}
-	e.flags &^= fStale
+	e.flags |= fEncoded
 	s.touched = append(s.touched, i)
 	return nil
 }
@@ -582,10 +605,14 @@ func (t *typeInfo) diff(a, b unsafe.Pointer, out []int) []int {
 }
 
 // rollback undoes the open transaction's effect on the store's bookkeeping.
+// The shadows were not written (commitShadows), so an object's next diff is
+// against what the peer really holds, and a snapshot carries nothing of the
+// failed transaction.
 func (s *Store) rollback() {
 	for _, i := range s.touched {
-		s.ents[i].flags |= fStale
+		s.ents[i].flags &^= fEncoded
 	}
+	s.touched, s.shadowCopies = s.touched[:0], s.shadowCopies[:0]
 	for k := len(s.ops) - 1; k >= 0; k-- {
 		o := &s.ops[k]
 		switch o.kind {
@@ -607,8 +634,13 @@ func (s *Store) rollback() {
 	s.clearScratch()
 }
 
-// finish applies a successful commit's deletes and creates to the indexes.
+// finish applies a successful commit's shadow writes, deletes and creates.
 func (s *Store) finish() {
+	s.commitShadows()
+	for _, i := range s.touched {
+		s.ents[i].flags &^= fStale | fEncoded
+	}
+	s.touched = s.touched[:0]
 	for k := range s.ops {
 		o := &s.ops[k]
 		switch o.kind {
