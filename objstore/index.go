@@ -129,6 +129,7 @@ func newPtrIndex(hint int) *ptrIndex {
 func (x *ptrIndex) resize(size int) {
 	old := x.slots
 	x.slots = make([]ptrSlot, size)
+	prefault(unsafe.Pointer(unsafe.SliceData(x.slots)), uintptr(size)*unsafe.Sizeof(ptrSlot{}))
 	x.shift = 64
 	for s := size; s > 1; s >>= 1 {
 		x.shift--

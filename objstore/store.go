@@ -199,6 +199,7 @@ func NewStore(r *Registry, cfg Config) (*Store, error) {
 	}
 	if cfg.SizeHint > 0 {
 		s.ents = make([]entry, 0, cfg.SizeHint)
+		prefaultEntries(s.ents)
 	}
 	if s.active {
 		s.byPtr = newPtrIndex(cfg.SizeHint)
@@ -329,6 +330,7 @@ func (s *Store) insert(id uint64, t *typeInfo, p unsafe.Pointer, g *Group, flags
 			// copied it about five times over.
 			ents := make([]entry, len(s.ents), max(2*cap(s.ents), 1024))
 			copy(ents, s.ents)
+			prefaultEntries(ents)
 			s.ents = ents
 		}
 		s.ents = append(s.ents, entry{})
