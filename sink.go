@@ -14,9 +14,8 @@ import (
 // streaming (solo, or before its snapshot) it sends nothing: the snapshot a
 // standby gets when it joins carries the state the records made.
 //
-// The same buffer is the replay log's copy of the commit (resume.go): with
-// the log on, a commit's records stay in it, sent or not, and the log takes
-// the whole buffer when the commit ends, so each record is copied once.
+// With the replay log on (resume.go), a commit's records stay in the buffer,
+// sent or not, and the log copies them when the commit ends.
 type batchSink struct {
 	n    *Node
 	ctx  context.Context
@@ -107,12 +106,24 @@ func (s *batchSink) flush() error {
 	}
 	switch {
 	case !s.keep:
-		s.buf, s.ends, s.sent = s.buf[:0], s.ends[:0], 0
+		s.reset()
 	case s.seq != 0:
 		// The whole commit is here (its Commit record came last), sent or
 		// not: the local commit stands either way.
-		s.buf, s.ends = s.n.replay.keep(s.seq, s.buf, s.ends)
-		s.sent, s.seq = 0, 0
+		s.n.replay.keep(s.seq, s.buf, s.ends)
+		s.reset()
 	}
 	return s.err
 }
+
+// reset empties the buffers for the next batch, letting the collector have
+// those a rare huge transaction grew.
+func (s *batchSink) reset() {
+	if cap(s.buf) > sinkKeepBytes {
+		s.buf, s.ends = nil, nil
+	}
+	s.buf, s.ends, s.sent, s.seq = s.buf[:0], s.ends[:0], 0, 0
+}
+
+// sinkKeepBytes bounds the buffer the sink keeps between commits.
+const sinkKeepBytes = 1 << 20
