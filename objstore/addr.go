@@ -17,7 +17,7 @@ import (
 // It is a refMapper, so values encode with it exactly as with the store, but
 // it never touches s.refsTo: that is the open transaction's bookkeeping.
 type addrIndex struct {
-	ents  []entry
+	ents  *entSlab
 	spans []addrSpan
 }
 
@@ -37,14 +37,14 @@ type addrSpan struct {
 // index: it refers to the slab.
 func (s *Store) newAddrIndex() *addrIndex {
 	targets := refTargets(s.reg)
-	x := &addrIndex{ents: s.ents}
-	for i := range s.ents {
-		e := &s.ents[i]
+	x := &addrIndex{ents: &s.ents}
+	for i := range int32(s.ents.len()) {
+		e := s.ents.at(i)
 		if e.flags&fLive == 0 || e.flags&fPendingCreate != 0 || !targets[e.t.id] {
 			continue
 		}
 		base := uintptr(e.ptr)
-		x.spans = append(x.spans, addrSpan{base: base, end: base + max(e.t.rt.Size(), 1), i: int32(i)})
+		x.spans = append(x.spans, addrSpan{base: base, end: base + max(e.t.rt.Size(), 1), i: i})
 	}
 	slices.SortFunc(x.spans, func(a, b addrSpan) int {
 		switch {
@@ -108,7 +108,7 @@ func (x *addrIndex) exact(p uintptr, t *typeInfo) (int32, bool) {
 		return 0
 	})
 	for ; k < len(x.spans) && x.spans[k].base == p; k++ {
-		if i := x.spans[k].i; x.ents[i].t == t {
+		if i := x.spans[k].i; x.ents.at(i).t == t {
 			return i, true
 		}
 	}
@@ -127,7 +127,7 @@ func (x *addrIndex) containing(a uintptr, t *typeInfo) (int32, bool) {
 	})
 	for j := k - 1; j >= 0 && x.spans[j].maxEnd > a; j-- {
 		s := &x.spans[j]
-		if a < s.end && x.ents[s.i].t == t {
+		if a < s.end && x.ents.at(s.i).t == t {
 			return s.i, true
 		}
 	}
@@ -140,7 +140,7 @@ func (x *addrIndex) refID(n *node, p unsafe.Pointer) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("objstore: pointer to a %s at %p that is not in the store: %w", n.target.name, p, ErrDangling)
 	}
-	return x.ents[i].id, nil
+	return x.ents.at(i).id, nil
 }
 
 // interiorRef maps a pointer into an object to (ID, path) (refMapper).
@@ -150,7 +150,7 @@ func (x *addrIndex) interiorRef(n *node, p unsafe.Pointer, path []uint32) (uint6
 	if !ok {
 		return 0, nil, fmt.Errorf("objstore: pointer %p is not inside any %s in the store: %w", p, n.target.name, ErrDangling)
 	}
-	e := &x.ents[i]
+	e := x.ents.at(i)
 	off := a - uintptr(e.ptr)
 	path, ok = pathTo(e.t.root, off, n.elem.rt, path)
 	if !ok {

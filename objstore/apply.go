@@ -385,17 +385,17 @@ func (s *Store) Promote() ([][]byte, error) {
 	s.byPtr = newPtrIndex(max(s.cfg.SizeHint, s.nobj))
 	s.pages = map[uintptr][]int32{}
 	var maxID uint64
-	for i := range s.ents {
-		e := &s.ents[i]
+	for i := range int32(s.ents.len()) {
+		e := s.ents.at(i)
 		if e.flags&fLive == 0 {
 			continue
 		}
-		s.byPtr.set(e.ptr, int32(i))
+		s.byPtr.set(e.ptr, i)
 		if e.t.interiorOf {
-			s.indexPages(int32(i), true)
+			s.indexPages(i, true)
 		}
-		s.ents[i].shadow = newShadow(e.t, e.ptr)
-		s.byPtr.setShadow(e.ptr, s.ents[i].shadow)
+		s.ents.at(i).shadow = newShadow(e.t, e.ptr)
+		s.byPtr.setShadow(e.ptr, s.ents.at(i).shadow)
 		e.flags |= fStale
 		if e.flags&fStatic == 0 {
 			maxID = max(maxID, e.id)
@@ -430,7 +430,7 @@ func (s *Store) resolve(n *node, id uint64, path []uint32) (unsafe.Pointer, erro
 	if o, ok := a.objs.get(id); ok {
 		base, t = o.ptr, o.t
 	} else if i, ok := s.byID.get(id); ok && !(a.snapshot && id < 1<<63) {
-		base, t = s.ents[i].ptr, s.ents[i].t
+		base, t = s.ents.at(i).ptr, s.ents.at(i).t
 	} else if a.staging {
 		return nil, nil
 	} else {
@@ -512,7 +512,7 @@ func (s *Store) lookupTxn(id uint64) (overlayObj, bool) {
 	if !ok {
 		return overlayObj{}, false
 	}
-	return overlayObj{t: s.ents[i].t, static: s.ents[i].flags&fStatic != 0}, true
+	return overlayObj{t: s.ents.at(i).t, static: s.ents.at(i).flags&fStatic != 0}, true
 }
 
 // validate checks a staged transaction completely without changing the
@@ -571,8 +571,8 @@ func (s *Store) validate(st *stagedTxn, prior []*stagedTxn) error {
 			if g == nil {
 				return fmt.Errorf("record %d: delete group %d: never announced: %w", k, h.group, ErrCorrupt)
 			}
-			for i := g.head; i >= 0; i = s.ents[i].gnext {
-				a.overlay.set(s.ents[i].id, overlayObj{t: s.ents[i].t, deleted: true})
+			for i := g.head; i >= 0; i = s.ents.at(i).gnext {
+				a.overlay.set(s.ents.at(i).id, overlayObj{t: s.ents.at(i).t, deleted: true})
 			}
 			// Members created earlier in this transaction, or in an earlier
 			// part of this step, go too.
@@ -698,9 +698,9 @@ func (s *Store) applyTxns(sts []*stagedTxn) error {
 // dropDynamic removes every dynamic object (a snapshot replaces them). The
 // caller holds s.mu.
 func (s *Store) dropDynamic() {
-	for i := range s.ents {
-		if e := &s.ents[i]; e.flags&fLive != 0 && e.flags&fStatic == 0 {
-			s.remove(int32(i))
+	for i := range int32(s.ents.len()) {
+		if e := s.ents.at(i); e.flags&fLive != 0 && e.flags&fStatic == 0 {
+			s.remove(i)
 		}
 	}
 }
@@ -750,7 +750,7 @@ func (s *Store) decodeTxn(st *stagedTxn, hp *recHead, notify bool) {
 			}
 		case recUpdate:
 			i, _ = s.byID.get(h.id)
-			p := s.ents[i].ptr
+			p := s.ents.at(i).ptr
 			n := d.count(1)
 			for j := 0; j < n && d.err == nil; j++ {
 				s.decodeField(h.pt, d.uvarint(), d, p)
@@ -767,8 +767,8 @@ func (s *Store) decodeTxn(st *stagedTxn, hp *recHead, notify bool) {
 		case recDeleteGroup:
 			g := s.groups[h.group]
 			for i := g.head; i >= 0; {
-				next := s.ents[i].gnext
-				if s.ents[i].flags&fPendingCreate != 0 {
+				next := s.ents.at(i).gnext
+				if s.ents.at(i).flags&fPendingCreate != 0 {
 					i = next
 					continue
 				}
@@ -840,7 +840,7 @@ func (s *Store) Notify() {
 }
 
 func (s *Store) change(txn uint64, op Op, i int32) Change {
-	e := &s.ents[i]
+	e := s.ents.at(i)
 	c := Change{Txn: txn, Op: op, ID: e.id, Type: e.t.name, Object: reflect.NewAt(e.t.rt, e.ptr).Interface()}
 	if g := s.groups[e.group]; e.group != 0 && g != nil {
 		c.Group = g.name

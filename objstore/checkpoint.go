@@ -216,8 +216,8 @@ func (s *Store) writeCheckpoint(c *ckptWriter, txn, seq uint64) error {
 	}
 	refs := s.newAddrIndex()
 	count := uint64(1)
-	for i := range s.ents {
-		e := &s.ents[i]
+	for i := range int32(s.ents.len()) {
+		e := s.ents.at(i)
 		if e.flags&fLive == 0 {
 			continue
 		}

@@ -92,8 +92,8 @@ func (s *Store) encodeSnapshot(txn uint64) error {
 	b = binary.AppendUvarint(b, txn)
 	s.ends = append(s.ends[:0], len(b))
 	var err error
-	for i := range s.ents {
-		e := &s.ents[i]
+	for i := range int32(s.ents.len()) {
+		e := s.ents.at(i)
 		if e.flags&fLive == 0 || e.shadow == nil {
 			continue
 		}

@@ -30,17 +30,17 @@ func (s *Store) Leaks() []Leak {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	x := s.newAddrIndex()
-	w := leakWalk{s: s, x: x, seen: make([]bool, len(s.ents)), refs: map[*node]bool{}}
-	for i := range s.ents {
-		e := &s.ents[i]
+	w := leakWalk{s: s, x: x, seen: make([]bool, s.ents.len()), refs: map[*node]bool{}}
+	for i := range int32(s.ents.len()) {
+		e := s.ents.at(i)
 		if s.committed(e) && (e.flags&fStatic != 0 || e.group != 0) {
-			w.reach(int32(i))
+			w.reach(i)
 		}
 	}
 	for len(w.stack) > 0 {
 		i := w.stack[len(w.stack)-1]
 		w.stack = w.stack[:len(w.stack)-1]
-		e := &s.ents[i]
+		e := s.ents.at(i)
 		p := e.ptr
 		if s.active {
 			p = e.shadow
@@ -50,8 +50,8 @@ func (s *Store) Leaks() []Leak {
 		}
 	}
 	var out []Leak
-	for i := range s.ents {
-		e := &s.ents[i]
+	for i := range int32(s.ents.len()) {
+		e := s.ents.at(i)
 		if !s.committed(e) || w.seen[i] {
 			continue
 		}

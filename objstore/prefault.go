@@ -23,11 +23,3 @@ func prefault(p unsafe.Pointer, n uintptr) {
 		*(*byte)(unsafe.Add(p, off)) = 0
 	}
 }
-
-// prefaultEntries prefaults the capacity of ents beyond its length.
-func prefaultEntries(ents []entry) {
-	if free := cap(ents) - len(ents); free > 0 {
-		spare := ents[len(ents):cap(ents)]
-		prefault(unsafe.Pointer(unsafe.SliceData(spare)), uintptr(free)*unsafe.Sizeof(entry{}))
-	}
-}

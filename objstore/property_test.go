@@ -308,8 +308,8 @@ func (w *world) step(needSync bool) (committed bool) {
 				if !ok {
 					return false
 				}
-				for i := g.head; i >= 0; i = w.p.act.ents[i].gnext {
-					if w.p.act.ents[i].id == id {
+				for i := g.head; i >= 0; i = w.p.act.ents.at(i).gnext {
+					if w.p.act.ents.at(i).id == id {
 						return true
 					}
 				}
@@ -457,11 +457,11 @@ func (w *world) checkPromote(t *testing.T) {
 	// so replay its objects as creates by marking them pending and committing.
 	tx, err := old.Begin()
 	w.must(err)
-	for i := range old.ents {
-		e := &old.ents[i]
+	for i := range int32(old.ents.len()) {
+		e := old.ents.at(i)
 		if e.flags&fLive != 0 && e.flags&fStatic == 0 {
 			e.flags |= fPendingCreate
-			old.ops = append(old.ops, op{kind: opCreate, ent: int32(i)})
+			old.ops = append(old.ops, op{kind: opCreate, ent: i})
 		}
 	}
 	w.must(tx.Sync())

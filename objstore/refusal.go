@@ -50,7 +50,7 @@ func (s *Store) MarkStale(ids ...uint64) error {
 	}
 	for _, id := range ids {
 		if i, ok := s.byID.get(id); ok {
-			s.ents[i].flags |= fStale
+			s.ents.at(i).flags |= fStale
 		}
 	}
 	return nil

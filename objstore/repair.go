@@ -44,10 +44,10 @@ func (t Txn) Repair(recs [][]byte, skip func(id uint64) bool) (int, error) {
 				continue
 			}
 			i, ok := s.byID.get(id)
-			if !ok || s.ents[i].flags&(fPendingCreate|fPendingDelete) != 0 {
+			if !ok || s.ents.at(i).flags&(fPendingCreate|fPendingDelete) != 0 {
 				continue // deleted since, which the peer got on its own
 			}
-			s.ops = append(s.ops, op{kind: opResend, ent: i, create: rec[0] == recCreate && s.ents[i].flags&fStatic == 0})
+			s.ops = append(s.ops, op{kind: opResend, ent: i, create: rec[0] == recCreate && s.ents.at(i).flags&fStatic == 0})
 			n++
 		case recDelete, recDeleteGroup:
 			if d.err != nil {
@@ -65,7 +65,7 @@ func (t Txn) Repair(recs [][]byte, skip func(id uint64) bool) (int, error) {
 
 // encodeResend encodes an opResend: the object whole, from its shadow.
 func (s *Store) encodeResend(txn uint64, o *op) error {
-	e := &s.ents[o.ent]
+	e := s.ents.at(o.ent)
 	if e.flags&fLive == 0 || e.shadow == nil {
 		return nil
 	}

@@ -43,9 +43,10 @@ type Config struct {
 	MaxTxnBytes int
 	// SizeHint, if positive, is how many objects the store expects to hold
 	// (a switch knows its table sizes). The slab and the address index are
-	// allocated for that many at once: growing them while a million routes
-	// arrive copies the slab and rehashes the index about twice over, which
-	// is most of the cost of a create on a growing store.
+	// allocated for that many at once, and their memory faulted in: growing
+	// the index while a million routes arrive rehashes it about twice over,
+	// which is most of the cost of a create on a growing store. The store's
+	// memory is then committed from the start, used or not.
 	SizeHint int
 	// FirstTxnID: transaction IDs start above it. A node seeds it from its
 	// epoch so that the IDs of one incarnation (snapshot IDs among them,
@@ -110,7 +111,7 @@ type Store struct {
 	cfg Config
 
 	mu    sync.RWMutex
-	ents  []entry
+	ents  entSlab
 	free  []int32
 	byID  idIndex
 	byPtr *ptrIndex           // active role only: what Update(obj) looks up
@@ -198,8 +199,7 @@ func NewStore(r *Registry, cfg Config) (*Store, error) {
 		subs:         map[int]func(Change){},
 	}
 	if cfg.SizeHint > 0 {
-		s.ents = make([]entry, 0, cfg.SizeHint)
-		prefaultEntries(s.ents)
+		s.ents.reserve(cfg.SizeHint)
 	}
 	if s.active {
 		s.byPtr = newPtrIndex(cfg.SizeHint)
@@ -281,8 +281,8 @@ func (s *Store) RegisterStatic(name string, obj any) error {
 	}
 	i := s.insert(id, t, p, nil, fLive|fStatic|fStale)
 	if s.active {
-		s.ents[i].shadow = newShadow(t, p)
-		s.byPtr.setShadow(p, s.ents[i].shadow)
+		s.ents.at(i).shadow = newShadow(t, p)
+		s.byPtr.setShadow(p, s.ents.at(i).shadow)
 	}
 	return nil
 }
@@ -323,20 +323,9 @@ func (s *Store) insert(id uint64, t *typeInfo, p unsafe.Pointer, g *Group, flags
 		i = s.free[k-1]
 		s.free = s.free[:k-1]
 	} else {
-		if len(s.ents) == cap(s.ents) {
-			// Double, rather than let append grow a large slab by 1.25x:
-			// entries hold pointers, so each copy of a million-entry slab
-			// runs write barriers, and building a store by 1.25x steps
-			// copied it about five times over.
-			ents := make([]entry, len(s.ents), max(2*cap(s.ents), 1024))
-			copy(ents, s.ents)
-			prefaultEntries(ents)
-			s.ents = ents
-		}
-		s.ents = append(s.ents, entry{})
-		i = int32(len(s.ents) - 1)
+		i = s.ents.add()
 	}
-	s.ents[i] = entry{id: id, ptr: p, t: t, flags: flags, gprev: -1, gnext: -1}
+	*s.ents.at(i) = entry{id: id, ptr: p, t: t, flags: flags, gprev: -1, gnext: -1}
 	s.byID.set(id, i)
 	if s.byPtr != nil {
 		s.byPtr.set(p, i)
@@ -345,11 +334,11 @@ func (s *Store) insert(id uint64, t *typeInfo, p unsafe.Pointer, g *Group, flags
 		}
 	}
 	if g != nil {
-		e := &s.ents[i]
+		e := s.ents.at(i)
 		e.group = g.id
 		e.gnext = g.head
 		if g.head >= 0 {
-			s.ents[g.head].gprev = i
+			s.ents.at(g.head).gprev = i
 		}
 		g.head = i
 		g.n++
@@ -360,7 +349,7 @@ func (s *Store) insert(id uint64, t *typeInfo, p unsafe.Pointer, g *Group, flags
 
 // remove drops entry i from every index; the caller holds s.mu.
 func (s *Store) remove(i int32) {
-	e := &s.ents[i]
+	e := s.ents.at(i)
 	s.byID.del(e.id)
 	if s.byPtr != nil {
 		s.byPtr.del(e.ptr)
@@ -370,12 +359,12 @@ func (s *Store) remove(i int32) {
 	}
 	if g := s.groups[e.group]; e.group != 0 && g != nil {
 		if e.gprev >= 0 {
-			s.ents[e.gprev].gnext = e.gnext
+			s.ents.at(e.gprev).gnext = e.gnext
 		} else {
 			g.head = e.gnext
 		}
 		if e.gnext >= 0 {
-			s.ents[e.gnext].gprev = e.gprev
+			s.ents.at(e.gnext).gprev = e.gprev
 		}
 		g.n--
 	}
@@ -390,7 +379,7 @@ const pageShift = 12
 // interior pointer back to its object: the object is listed under every 4 KiB
 // page it overlaps, so a lookup is one map probe and a short scan.
 func (s *Store) indexPages(i int32, add bool) {
-	e := &s.ents[i]
+	e := s.ents.at(i)
 	lo := uintptr(e.ptr) >> pageShift
 	hi := (uintptr(e.ptr) + max(e.t.rt.Size(), 1) - 1) >> pageShift
 	for pg := lo; pg <= hi; pg++ {
@@ -426,7 +415,7 @@ func (s *Store) refID(n *node, p unsafe.Pointer) (uint64, error) {
 	if !ok {
 		return 0, fmt.Errorf("objstore: pointer to a %s at %p that is not in the store: %w", n.target.name, p, ErrDangling)
 	}
-	e := &s.ents[i]
+	e := s.ents.at(i)
 	if e.t != n.target {
 		return 0, fmt.Errorf("objstore: pointer to %s %d is typed *%s: %w", e.t.name, e.id, n.target.name, ErrDangling)
 	}
@@ -441,7 +430,7 @@ func (s *Store) refID(n *node, p unsafe.Pointer) (uint64, error) {
 func (s *Store) interiorRef(n *node, p unsafe.Pointer, path []uint32) (uint64, []uint32, error) {
 	a := uintptr(p)
 	for _, i := range s.pages[a>>pageShift] {
-		e := &s.ents[i]
+		e := s.ents.at(i)
 		base := uintptr(e.ptr)
 		if e.t != n.target || a < base || a >= base+e.t.rt.Size() {
 			continue
@@ -465,10 +454,10 @@ func (s *Store) Get(id uint64) (any, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	i, ok := s.byID.get(id)
-	if !ok || s.ents[i].flags&fPendingCreate != 0 {
+	if !ok || s.ents.at(i).flags&fPendingCreate != 0 {
 		return nil, false
 	}
-	e := &s.ents[i]
+	e := s.ents.at(i)
 	return reflect.NewAt(e.t.rt, e.ptr).Interface(), true
 }
 
@@ -484,7 +473,7 @@ func (s *Store) IDOf(obj any) (uint64, bool) {
 	if !ok {
 		return 0, false
 	}
-	return s.ents[i].id, true
+	return s.ents.at(i).id, true
 }
 
 // Each calls fn for every committed object until fn returns false, holding
@@ -493,8 +482,8 @@ func (s *Store) IDOf(obj any) (uint64, bool) {
 func (s *Store) Each(fn func(id uint64, obj any) bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	for i := range s.ents {
-		e := &s.ents[i]
+	for i := range int32(s.ents.len()) {
+		e := s.ents.at(i)
 		if e.flags&fLive == 0 || e.flags&fPendingCreate != 0 {
 			continue
 		}
@@ -519,7 +508,7 @@ func (s *Store) Name(id uint64) string {
 	defer s.mu.RUnlock()
 	prefix := ""
 	if i, ok := s.byID.get(id); ok {
-		e := &s.ents[i]
+		e := s.ents.at(i)
 		prefix = e.t.prefix
 		if g := s.groups[e.group]; e.group != 0 && g != nil && g.prefix != "" {
 			prefix = g.prefix

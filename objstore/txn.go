@@ -89,7 +89,7 @@ func (t Txn) CreateIn(g *Group, obj any) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i, dup := s.byPtr.get(p); dup {
-		return 0, fmt.Errorf("objstore: txn %d: create %s: already %s %d: %w", t.id, ti.name, s.ents[i].t.name, s.ents[i].id, ErrExists)
+		return 0, fmt.Errorf("objstore: txn %d: create %s: already %s %d: %w", t.id, ti.name, s.ents.at(i).t.name, s.ents.at(i).id, ErrExists)
 	}
 	if g != nil && s.groups[g.id] != g {
 		return 0, fmt.Errorf("objstore: txn %d: create %s: group %q is not of this store", t.id, ti.name, g.name)
@@ -121,7 +121,7 @@ func (t Txn) lookup(what string, obj any) (int32, error) {
 		// trip fewer per commit.
 		s.touch += *(*byte)(sh)
 	}
-	if e := &s.ents[i]; e.flags&fPendingDelete != 0 {
+	if e := s.ents.at(i); e.flags&fPendingDelete != 0 {
 		return 0, fmt.Errorf("objstore: txn %d: %s %s %d: %w", t.id, what, ti.name, e.id, ErrDeleted)
 	}
 	return i, nil
@@ -145,7 +145,7 @@ func (t Txn) Delete(obj any) error {
 		return err
 	}
 	s := t.s
-	e := &s.ents[i]
+	e := s.ents.at(i)
 	if e.flags&fStatic != 0 {
 		return fmt.Errorf("objstore: txn %d: delete %s %d: %w", t.id, e.t.name, e.id, ErrStatic)
 	}
@@ -166,8 +166,8 @@ func (t Txn) DeleteGroup(g *Group) error {
 		return fmt.Errorf("objstore: txn %d: delete group %q: not of this store", t.id, g.name)
 	}
 	s.mu.Lock()
-	for i := g.head; i >= 0; i = s.ents[i].gnext {
-		s.ents[i].flags |= fPendingDelete
+	for i := g.head; i >= 0; i = s.ents.at(i).gnext {
+		s.ents.at(i).flags |= fPendingDelete
 	}
 	s.mu.Unlock()
 	s.ops = append(s.ops, op{kind: opDeleteGroup, g: g})
@@ -409,7 +409,7 @@ func (s *Store) encodeTxn(txn uint64) error {
 		case opUpdate:
 			err = s.encodeUpdate(txn, o.ent)
 		case opDelete:
-			e := &s.ents[o.ent]
+			e := s.ents.at(o.ent)
 			s.recs = append(s.recs, recDelete)
 			s.recs = binary.AppendUvarint(s.recs, txn)
 			s.recs = binary.AppendUvarint(s.recs, e.id)
@@ -428,13 +428,13 @@ func (s *Store) encodeTxn(txn uint64) error {
 		case opResend:
 			err = s.encodeResend(txn, o)
 		case opSync:
-			for i := range s.ents {
-				if err = s.syncEntry(txn, int32(i)); err != nil {
+			for i := range int32(s.ents.len()) {
+				if err = s.syncEntry(txn, i); err != nil {
 					break
 				}
 			}
 		case opSyncGroup:
-			for i := o.g.head; i >= 0 && err == nil; i = s.ents[i].gnext {
+			for i := o.g.head; i >= 0 && err == nil; i = s.ents.at(i).gnext {
 				err = s.syncEntry(txn, i)
 			}
 		}
@@ -447,7 +447,7 @@ func (s *Store) encodeTxn(txn uint64) error {
 	}
 	// A pointer encoded before its target's Delete in the same transaction.
 	for _, i := range s.refsTo {
-		if e := &s.ents[i]; e.flags&fPendingDelete != 0 {
+		if e := s.ents.at(i); e.flags&fPendingDelete != 0 {
 			return fmt.Errorf("objstore: pointer to %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
 		}
 	}
@@ -465,15 +465,15 @@ func (s *Store) encodeTxn(txn uint64) error {
 }
 
 func (s *Store) syncEntry(txn uint64, i int32) error {
-	e := &s.ents[i]
-	if e.flags&fLive == 0 || e.flags&fPendingDelete != 0 || s.ents[i].shadow == nil {
+	e := s.ents.at(i)
+	if e.flags&fLive == 0 || e.flags&fPendingDelete != 0 || s.ents.at(i).shadow == nil {
 		return nil
 	}
 	return s.encodeUpdate(txn, i)
 }
 
 func (s *Store) encodeCreate(txn uint64, i int32) error {
-	e := &s.ents[i]
+	e := s.ents.at(i)
 	t := e.t
 	g := s.groups[e.group]
 	s.announce(t)
@@ -491,11 +491,11 @@ func (s *Store) encodeCreate(txn uint64, i int32) error {
 	}
 	s.recs = b
 	s.ends = append(s.ends, len(b))
-	e = &s.ents[i]
-	if s.ents[i].shadow == nil {
+	e = s.ents.at(i)
+	if s.ents.at(i).shadow == nil {
 		// A new entry: a failed commit removes it, shadow and all.
-		s.ents[i].shadow = newShadow(t, e.ptr)
-		s.byPtr.setShadow(e.ptr, s.ents[i].shadow)
+		s.ents.at(i).shadow = newShadow(t, e.ptr)
+		s.byPtr.setShadow(e.ptr, s.ents.at(i).shadow)
 	} else {
 		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: -1})
 	}
@@ -514,7 +514,7 @@ type shadowCopy struct {
 // commitShadows makes the shadows hold what the transaction just encoded.
 func (s *Store) commitShadows() {
 	for _, c := range s.shadowCopies {
-		e := &s.ents[c.ent]
+		e := s.ents.at(c.ent)
 		if c.field < 0 {
 			copyValue(e.t.root, e.shadow, e.ptr)
 			continue
@@ -528,9 +528,9 @@ func (s *Store) commitShadows() {
 // encodeUpdate diffs entry i against its shadow and, if anything changed,
 // appends an Update record with the changed fields and refreshes the shadow.
 func (s *Store) encodeUpdate(txn uint64, i int32) error {
-	e := &s.ents[i]
+	e := s.ents.at(i)
 	t := e.t
-	sh := s.ents[i].shadow
+	sh := s.ents.at(i).shadow
 	if sh == nil || e.flags&fEncoded != 0 {
 		// Created by this transaction after this point, or already encoded
 		// by it (created, or updated twice): that record carries the state
@@ -610,21 +610,21 @@ func (t *typeInfo) diff(a, b unsafe.Pointer, out []int) []int {
 // failed transaction.
 func (s *Store) rollback() {
 	for _, i := range s.touched {
-		s.ents[i].flags &^= fEncoded
+		s.ents.at(i).flags &^= fEncoded
 	}
 	s.touched, s.shadowCopies = s.touched[:0], s.shadowCopies[:0]
 	for k := len(s.ops) - 1; k >= 0; k-- {
 		o := &s.ops[k]
 		switch o.kind {
 		case opCreate:
-			if s.ents[o.ent].flags&fLive != 0 {
+			if s.ents.at(o.ent).flags&fLive != 0 {
 				s.remove(o.ent)
 			}
 		case opDelete:
-			s.ents[o.ent].flags &^= fPendingDelete
+			s.ents.at(o.ent).flags &^= fPendingDelete
 		case opDeleteGroup:
-			for i := o.g.head; i >= 0; i = s.ents[i].gnext {
-				s.ents[i].flags &^= fPendingDelete
+			for i := o.g.head; i >= 0; i = s.ents.at(i).gnext {
+				s.ents.at(i).flags &^= fPendingDelete
 			}
 		}
 	}
@@ -638,24 +638,24 @@ func (s *Store) rollback() {
 func (s *Store) finish() {
 	s.commitShadows()
 	for _, i := range s.touched {
-		s.ents[i].flags &^= fStale | fEncoded
+		s.ents.at(i).flags &^= fStale | fEncoded
 	}
 	s.touched = s.touched[:0]
 	for k := range s.ops {
 		o := &s.ops[k]
 		switch o.kind {
 		case opCreate:
-			s.ents[o.ent].flags &^= fPendingCreate
+			s.ents.at(o.ent).flags &^= fPendingCreate
 		case opDelete:
-			if s.ents[o.ent].flags&fLive != 0 {
+			if s.ents.at(o.ent).flags&fLive != 0 {
 				s.remove(o.ent)
 			}
 		case opDeleteGroup:
 			// Members created after the DeleteGroup in this transaction stay,
 			// as they do on the standby, which applies records in order.
 			for i := o.g.head; i >= 0; {
-				next := s.ents[i].gnext
-				if s.ents[i].flags&fPendingDelete != 0 {
+				next := s.ents.at(i).gnext
+				if s.ents.at(i).flags&fPendingDelete != 0 {
 					s.remove(i)
 				}
 				i = next
