@@ -20,6 +20,17 @@ type idPage struct {
 	slot [1 << idPageBits]int32 // slab index + 1; 0 = absent
 }
 
+// newIDPage returns an empty page with its memory faulted in. A page is
+// read (is the slot free?) before it is written, and a read of fresh memory
+// maps the zero page, which the write then has to replace: a copy-on-write
+// fault that flushes the other CPUs' TLBs (see prefault). That was 2% of
+// the CPU time of replicating a million routes into empty stores.
+func newIDPage() *idPage {
+	p := new(idPage)
+	prefault(unsafe.Pointer(p), unsafe.Sizeof(*p))
+	return p
+}
+
 // maxDynamicID bounds the IDs accepted from a stream, so that a corrupt ID
 // cannot make the index allocate beyond reason.
 const maxDynamicID = 1 << 48
@@ -37,7 +48,7 @@ func (x *idIndex) page(id uint64, create bool) *idPage {
 		if x.pages == nil {
 			x.pages = map[uint64]*idPage{}
 		}
-		p = &idPage{}
+		p = newIDPage()
 		x.pages[key] = p
 	}
 	x.last, x.lastKey = p, key
