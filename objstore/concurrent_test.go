@@ -78,3 +78,38 @@ func TestConcurrentReaders(t *testing.T) {
 		t.Fatalf("subscriber saw %d changes, want 400", len(seen))
 	}
 }
+
+// TestConcurrentGetAcrossPages reads IDs spread over several pages of the ID
+// index from two goroutines at once, which both move its last-page cache
+// under the read lock alone; run with -race.
+func TestConcurrentGetAcrossPages(t *testing.T) {
+	p := newPair(t, 0)
+	hop := &NextHop{}
+	tx, _ := p.act.Begin()
+	_, _ = tx.Create(hop)
+	const n = 5000
+	for i := range n {
+		r := &Route{Prefix: netip.PrefixFrom(netip.AddrFrom4([4]byte{10, 0, byte(i >> 8), byte(i)}), 32), NextHop: hop}
+		if _, err := tx.Create(r); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	var wg sync.WaitGroup
+	for g := range 2 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20000 {
+				id := uint64(1 + (i*1031+g*2048)%(n+1))
+				if _, ok := p.sby.Get(id); !ok {
+					t.Errorf("object %d missing", id)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+}
