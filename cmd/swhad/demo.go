@@ -54,6 +54,9 @@ type demoOptions struct {
 	dead      time.Duration // session DeadInterval
 	seed      uint64
 	logger    *slog.Logger
+	// flapAt, if positive, cuts the link for three DeadIntervals during
+	// churn transaction flapAt, as a VM pause or a cable glitch would.
+	flapAt int
 }
 
 func defaultDemoOptions() demoOptions {
@@ -207,7 +210,7 @@ func runDemo(w io.Writer, o demoOptions) error {
 	// transaction killAt (its frames stop partway through).
 	killAt := o.churnTxns
 	var tail []txnRecord // committed, not known acknowledged (newest last)
-	acked, ackedOps, solo := 0, 0, 0
+	acked, ackedOps, solo, flaps := 0, 0, 0, 0
 	var inflightErr error
 	inflightOps := 0
 	churnStart := time.Now()
@@ -280,7 +283,20 @@ func runDemo(w io.Writer, o demoOptions) error {
 			la.arm(1)
 			churnDur = time.Since(churnStart)
 		}
+		if n == o.flapAt && n != killAt {
+			ma.SetPartitioned(true)
+			time.AfterFunc(3*o.dead, func() { ma.SetPartitioned(false) })
+		}
 		err = tx.Commit(ctx)
+		if errors.Is(err, swha.ErrStandbyLost) && n != killAt {
+			// A flap: the VM paused longer than DeadInterval (tens of ms
+			// happen under load). The transaction stands on the active,
+			// unacknowledged, like a solo commit; the standby resyncs.
+			flaps++
+			solo++
+			tail = append(tail, rec)
+			continue
+		}
 		if err != nil {
 			if n != killAt {
 				return fmt.Errorf("churn txn %d: %w", n, err)
@@ -332,6 +348,9 @@ func runDemo(w io.Writer, o demoOptions) error {
 	fmt.Fprintf(w, "  churn transactions acknowledged  %d (%d route changes, %d ops each max)\n", acked, ackedOps, o.txnOps)
 	if solo > 0 {
 		fmt.Fprintf(w, "  committed while standby absent   %d (not acknowledged; not counted)\n", solo)
+	}
+	if flaps > 0 {
+		fmt.Fprintf(w, "  session flaps before the kill    %d (a pause longer than DeadInterval %v; resynced)\n", flaps, o.dead)
 	}
 	secs := churnDur.Seconds()
 	fmt.Fprintf(w, "  commit rate                      %.0f txn/s, %.0f route changes/s (%v)\n",

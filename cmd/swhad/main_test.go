@@ -55,6 +55,28 @@ func TestDemo(t *testing.T) {
 }
 
 // TestDemoDefault runs the demo exactly as "swhad demo" does.
+// TestDemoSurvivesFlap: a session that goes silent mid-churn (a VM pause,
+// a glitch on the HA link) makes that commit fail unacknowledged; the demo
+// counts it as a flap, the standby resyncs, and no acknowledged commit is
+// lost. Under load the default 30 ms DeadInterval flapped by itself and
+// failed the demo.
+func TestDemoSurvivesFlap(t *testing.T) {
+	o := defaultDemoOptions()
+	o.routes, o.txnOps, o.churnTxns = 500, 100, 60
+	o.flapAt = 20
+	var out bytes.Buffer
+	code := demo(&out, o)
+	s := out.String()
+	if code != 0 {
+		t.Fatalf("demo exited %d:\n%s", code, s)
+	}
+	for _, want := range []string{"session flaps before the kill", "transactions lost                0\n", "OK: 0 acknowledged transactions lost"} {
+		if !strings.Contains(s, want) {
+			t.Errorf("output lacks %q:\n%s", want, s)
+		}
+	}
+}
+
 func TestDemoDefault(t *testing.T) {
 	if testing.Short() {
 		t.Skip("short")
