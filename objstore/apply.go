@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"reflect"
+	"slices"
 	"sort"
 	"unsafe"
 )
@@ -91,20 +92,25 @@ type noteRef struct {
 	owner uint64
 }
 
+type subscription struct {
+	id int
+	fn func(Change)
+}
+
 // Subscribe calls fn for every change applied on this standby store, in
-// order, after each transaction is applied, under the store's read lock (fn
-// may read any object but must not call the store). It returns a function that
-// cancels the subscription.
+// order, after each transaction is applied, with no lock of the store held
+// (see Notify): fn may read any object and call the store. It returns a
+// function that cancels the subscription.
 func (s *Store) Subscribe(fn func(Change)) (cancel func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.nextSub++
 	id := s.nextSub
-	s.subs[id] = fn
+	s.subs = append(slices.Clip(s.subs), subscription{id, fn})
 	return func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		delete(s.subs, id)
+		s.subs = slices.DeleteFunc(slices.Clone(s.subs), func(x subscription) bool { return x.id == id })
 	}
 }
 
@@ -678,10 +684,10 @@ func (s *Store) applyTxns(sts []*stagedTxn) error {
 	if err := s.checkRefs(); err != nil {
 		return fmt.Errorf("objstore: apply txn %d: %w", sts[len(sts)-1].id, err)
 	}
-	notify := len(s.subs) > 0
 	a.changes, a.msgs = a.changes[:0], a.msgs[:0]
 
 	s.mu.Lock()
+	notify := len(s.subs) > 0
 	if a.snapshot {
 		s.dropDynamic()
 		if notify {
@@ -815,20 +821,11 @@ func (s *Store) Notify() {
 		return
 	}
 	s.mu.RLock()
-	subs := make([]func(Change), 0, len(s.subs))
-	keys := make([]int, 0, len(s.subs))
-	for k := range s.subs {
-		keys = append(keys, k)
-	}
-	sort.Ints(keys)
-	for _, k := range keys {
-		subs = append(subs, s.subs[k])
-	}
-	onMsg := s.onMsg
+	subs, onMsg := s.subs, s.onMsg
 	s.mu.RUnlock()
 	for _, c := range a.changes {
-		for _, fn := range subs {
-			fn(c)
+		for _, sub := range subs {
+			sub.fn(c)
 		}
 	}
 	for k := 0; onMsg != nil && k+1 < len(a.msgs); k += 2 {

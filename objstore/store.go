@@ -160,9 +160,11 @@ type Store struct {
 	awaitSnap  bool      // drop transactional records until a Snapshot starts
 	snapTxn    uint64    // the snapshot the standby's state derives from; 0: none
 	applying   applyState
-	subs       map[int]func(Change)
-	nextSub    int
-	onMsg      func(name string, msg any)
+	// subs, in subscription order, is replaced, never changed in place, so
+	// Notify can take it under the lock and call it without.
+	subs    []subscription
+	nextSub int
+	onMsg   func(name string, msg any)
 
 	coord coordMark // the open transaction's part in a coordinated one
 
@@ -196,7 +198,6 @@ func NewStore(r *Registry, cfg Config) (*Store, error) {
 		peerTypes:    map[uint64]*peerType{},
 		peerByName:   map[string]*peerType{},
 		staged:       map[uint64]*stagedTxn{},
-		subs:         map[int]func(Change){},
 	}
 	if cfg.SizeHint > 0 {
 		s.ents.reserve(cfg.SizeHint)
