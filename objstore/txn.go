@@ -116,10 +116,15 @@ func (t Txn) lookup(what string, obj any) (int32, error) {
 	}
 	i := slot.val
 	if sh := slot.shadow; sh != nil {
-		// Start the shadow's cache miss now, in parallel with the entry's:
-		// in a store far larger than the CPU cache that is one DRAM round
-		// trip fewer per commit.
-		s.touch += *(*byte)(sh)
+		// Start the shadow's cache misses now, every line of it at once and
+		// in parallel with the entry's: in a store far larger than the CPU
+		// cache that is one DRAM round trip per commit instead of several
+		// in sequence (the diff reads every field).
+		t := s.touch
+		for off := uintptr(0); off < ti.root.size; off += 64 {
+			t += *(*byte)(unsafe.Add(sh, off))
+		}
+		s.touch = t + *(*byte)(unsafe.Add(sh, ti.root.size-1))
 	}
 	if e := s.ents.at(i); e.flags&fPendingDelete != 0 {
 		return 0, fmt.Errorf("objstore: txn %d: %s %s %d: %w", t.id, what, ti.name, e.id, ErrDeleted)
