@@ -202,7 +202,7 @@ func (r bulkResult) report(b *testing.B, prefix string) {
 func BenchmarkBulkVsTCP(b *testing.B) {
 	for _, mtu := range []int{1500, 9000} {
 		b.Run(fmt.Sprintf("mtu=%d", mtu), func(b *testing.B) {
-			p := netnstest.NewPair(b, netnstest.Config{MTU: mtu})
+			p := netnstest.NewPair(b, netnstest.Config{MTU: mtu, NICLike: benchNICLike(b)})
 			cb := newConnBench(b, p, l2transport.Faults{}, 1, nil)
 			pin, d := connBenchPin(b, noPin), benchDuration(b)
 			msg := [][]byte{make([]byte, bulkMsg)}
@@ -213,9 +213,15 @@ func BenchmarkBulkVsTCP(b *testing.B) {
 			}
 			b.StopTimer()
 			tcp, tcpCPU := tcpStream(b, p, d, 256<<10, pin)
-			total.report(b, "l2-")
+			if p.NICLike {
+				// Receive processing runs in NAPI kernel threads, whose CPU
+				// time is not the process's: per-GB figures would flatter.
+				b.ReportMetric(total.mbps(), "l2-MB/s")
+			} else {
+				total.report(b, "l2-")
+				b.ReportMetric(cpuPerGB(tcpCPU, tcp.Bytes), "tcp-cpu-s/GB")
+			}
 			b.ReportMetric(tcp.MBps(), "tcp-MB/s")
-			b.ReportMetric(cpuPerGB(tcpCPU, tcp.Bytes), "tcp-cpu-s/GB")
 			b.ReportMetric(total.mbps()/tcp.MBps(), "ratio")
 			b.Logf("%s: l2 %d bytes in %v; tcp %d bytes in %v; %s", pin, total.bytes, total.elapsed.Round(time.Millisecond),
 				tcp.Bytes, tcp.Elapsed.Round(time.Millisecond), cb.diag())

@@ -75,14 +75,19 @@ func connOver(t *testing.T, la, lb l2transport.Link, n int) {
 	t.Logf("A: %+v", a.Stats())
 }
 
+// TestConnOverAFPacket runs a stream over plain veths and over NIC-like ones,
+// where frames are received in NAPI threads and the links keep the qdisc, as
+// the NIC-like benchmarks run.
 func TestConnOverAFPacket(t *testing.T) {
-	for _, mtu := range []int{1500, 9000} {
-		t.Run(fmt.Sprintf("mtu=%d", mtu), func(t *testing.T) {
-			p := netnstest.NewPair(t, netnstest.Config{MTU: mtu})
-			la := openAFPacket(t, p.A, l2transport.AFPacketConfig{})
-			lb := openAFPacket(t, p.B, l2transport.AFPacketConfig{})
-			connOver(t, la, lb, 2000)
-		})
+	for _, nic := range []bool{false, true} {
+		for _, mtu := range []int{1500, 9000} {
+			t.Run(fmt.Sprintf("nic=%v/mtu=%d", nic, mtu), func(t *testing.T) {
+				p := netnstest.NewPair(t, netnstest.Config{MTU: mtu, NICLike: nic})
+				la := openAFPacket(t, p.A, l2transport.AFPacketConfig{NoQdiscBypass: nic})
+				lb := openAFPacket(t, p.B, l2transport.AFPacketConfig{NoQdiscBypass: nic})
+				connOver(t, la, lb, 2000)
+			})
+		}
 	}
 }
 

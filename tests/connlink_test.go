@@ -40,8 +40,8 @@ func testSeed(tb testing.TB) uint64 {
 // and lossy runs take the same code path.
 func faultyPair(tb testing.TB, p *netnstest.Pair, f l2transport.Faults, seed uint64) (a, b *l2transport.FaultyLink) {
 	tb.Helper()
-	la := openAFPacket(tb, p.A, l2transport.AFPacketConfig{PeerMAC: p.B.MAC})
-	lb := openAFPacket(tb, p.B, l2transport.AFPacketConfig{PeerMAC: p.A.MAC})
+	la := openAFPacket(tb, p.A, l2transport.AFPacketConfig{PeerMAC: p.B.MAC, NoQdiscBypass: p.NICLike})
+	lb := openAFPacket(tb, p.B, l2transport.AFPacketConfig{PeerMAC: p.A.MAC, NoQdiscBypass: p.NICLike})
 	return l2transport.NewFaultyLink(la, f, seed), l2transport.NewFaultyLink(lb, f, seed^0x9e3779b97f4a7c15)
 }
 

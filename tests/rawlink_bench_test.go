@@ -27,6 +27,21 @@ func benchDuration(tb testing.TB) time.Duration {
 	return 2 * time.Second
 }
 
+// benchNICLike reports whether SWHA_BENCH_VETH=nic asks for veths that
+// receive on a CPU of their own and push back on a full ring, as a NIC does
+// (netnstest.Config.NICLike), instead of plain ones ("" or "plain").
+func benchNICLike(tb testing.TB) bool {
+	switch v := os.Getenv("SWHA_BENCH_VETH"); v {
+	case "", "plain":
+		return false
+	case "nic":
+		return true
+	default:
+		tb.Fatalf("SWHA_BENCH_VETH=%q: want plain or nic", v)
+		return false
+	}
+}
+
 // benchPin is netnstest.DefaultPin unless SWHA_BENCH_PIN says otherwise:
 // "none" pins nothing, "S,R" pins the sender to CPU S and the receiver to R.
 func benchPin(tb testing.TB) netnstest.Pin {
@@ -166,9 +181,9 @@ func (rb rawBench) run(b *testing.B) {
 	if os.Getenv("SWHA_BENCH_RX") == "recvmmsg" {
 		rb.noRing = true
 	}
-	p := netnstest.NewPair(b, netnstest.Config{MTU: rb.mtu})
+	p := netnstest.NewPair(b, netnstest.Config{MTU: rb.mtu, NICLike: benchNICLike(b)})
 	cfg := func(peer *netnstest.NS) l2transport.AFPacketConfig {
-		return l2transport.AFPacketConfig{PeerMAC: peer.MAC, BatchSize: rb.batch, NoRxRing: rb.noRing}
+		return l2transport.AFPacketConfig{PeerMAC: peer.MAC, BatchSize: rb.batch, NoRxRing: rb.noRing, NoQdiscBypass: p.NICLike}
 	}
 	tx := openAFPacket(b, p.A, cfg(p.B))
 	rx := openAFPacket(b, p.B, cfg(p.A))
@@ -239,5 +254,61 @@ func BenchmarkRawLinkBatch(b *testing.B) {
 				b.Run(name, rawBench{mtu: 1500, size: size, batch: batch, noRing: rx == "recvmmsg"}.run)
 			}
 		}
+	}
+}
+
+// BenchmarkRawLinkSendOnly is the kernel's ceiling for a raw link on this
+// veth: full-size frames sent as fast as sendmmsg takes them, with no socket
+// bound on the other end, so nothing is copied to a receiver. On veth the
+// sending CPU still runs the receiving side's softirq up to the point where
+// the frame finds no listener. A Session can never beat this, whatever it
+// does, and tcp-MB/s, measured right after on the same veth with the same
+// pinning, shows what the BulkVsTCP targets ask of it.
+//
+//	sudo go test ./tests/ -run '^$' -bench 'RawLinkSendOnly' -benchtime=1x
+func BenchmarkRawLinkSendOnly(b *testing.B) {
+	for _, mtu := range []int{1500, 9000} {
+		b.Run(fmt.Sprintf("mtu=%d", mtu), func(b *testing.B) {
+			p := netnstest.NewPair(b, netnstest.Config{MTU: mtu, NICLike: benchNICLike(b)})
+			tx := openAFPacket(b, p.A, l2transport.AFPacketConfig{PeerMAC: p.B.MAC, NoQdiscBypass: p.NICLike})
+			pdu := dataPDU(b, 1, tx.MaxPDU())
+			batch := make([][]byte, 256)
+			for i := range batch {
+				batch[i] = pdu // the kernel copies; one buffer serves every frame
+			}
+			pin, d := benchPin(b), benchDuration(b)
+			var sent uint64
+			var elapsed time.Duration
+			b.ResetTimer()
+			for range b.N {
+				undo, err := pin.Apply()
+				if err != nil {
+					b.Fatal(err)
+				}
+				start := time.Now()
+				for time.Since(start) < d {
+					n, err := tx.WriteBatch(batch)
+					if err != nil {
+						undo()
+						b.Fatalf("WriteBatch: %v", err)
+					}
+					sent += uint64(n)
+				}
+				elapsed += time.Since(start)
+				undo()
+			}
+			b.StopTimer()
+			mbps := float64(sent) * float64(len(pdu)) / 1e6 / elapsed.Seconds()
+			b.ReportMetric(float64(sent)/elapsed.Seconds(), "l2-frames/s")
+			b.ReportMetric(mbps, "l2-MB/s")
+			tr, err := netnstest.TCPBulk(p, d, pin)
+			if err != nil {
+				b.Fatalf("TCP baseline: %v", err)
+			}
+			b.ReportMetric(tr.MBps(), "tcp-MB/s")
+			b.ReportMetric(mbps/tr.MBps(), "ratio")
+			b.Logf("%d-byte PDUs, MTU %d, %s: %d frames in %v; TCP %d bytes in %v",
+				len(pdu), mtu, pin, sent, elapsed.Round(time.Millisecond), tr.Bytes, tr.Elapsed.Round(time.Millisecond))
+		})
 	}
 }

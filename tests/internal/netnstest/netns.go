@@ -35,6 +35,11 @@ type Config struct {
 	IfName string       // interface name, the same in both namespaces; "" means "swha0"
 	AddrA  netip.Prefix // address of A's end; invalid means 10.99.0.1/24
 	AddrB  netip.Prefix // address of B's end; invalid means 10.99.0.2/24
+
+	// NICLike makes each veth end receive on a CPU of its own and push back
+	// on a full transmit ring, as a NIC does (see makeNICLike). AF_PACKET
+	// senders must then not bypass the qdisc, or a full ring drops frames.
+	NICLike bool
 }
 
 // NS is one end of a Pair: a network namespace and its veth interface.
@@ -50,7 +55,8 @@ type NS struct {
 
 // Pair is two namespaces joined by a veth pair.
 type Pair struct {
-	A, B *NS
+	A, B    *NS
+	NICLike bool // as configured: AF_PACKET senders must keep the qdisc
 }
 
 // Require skips tb, or fails it when SWHA_REQUIRE_NETNS=1, unless the process
@@ -109,8 +115,9 @@ func NewPair(tb testing.TB, cfg Config) *Pair {
 		cfg.AddrB = netip.MustParsePrefix("10.99.0.2/24")
 	}
 	p := &Pair{
-		A: &NS{Label: "A", IfName: cfg.IfName, Addr: cfg.AddrA.Addr(), MTU: cfg.MTU},
-		B: &NS{Label: "B", IfName: cfg.IfName, Addr: cfg.AddrB.Addr(), MTU: cfg.MTU},
+		A:       &NS{Label: "A", IfName: cfg.IfName, Addr: cfg.AddrA.Addr(), MTU: cfg.MTU},
+		B:       &NS{Label: "B", IfName: cfg.IfName, Addr: cfg.AddrB.Addr(), MTU: cfg.MTU},
+		NICLike: cfg.NICLike,
 	}
 	err := onLockedThread(func() (bool, error) {
 		orig, err := netns.Get()
@@ -195,6 +202,26 @@ func (p *Pair) setup(cfg Config) error {
 		}
 		if err := x.h.LinkSetUp(l); err != nil {
 			return fmt.Errorf("%s: %s up: %w", x.n.Label, cfg.IfName, err)
+		}
+	}
+	if cfg.NICLike {
+		for _, n := range []*NS{p.A, p.B} {
+			err := onLockedThread(func() (bool, error) {
+				// makeNICLike leaves the thread in its own mount namespace:
+				// never clean, so the runtime discards it.
+				if err := netns.Set(n.handle); err != nil {
+					return false, fmt.Errorf("enter: %w", err)
+				}
+				h, err := netlink.NewHandle()
+				if err != nil {
+					return false, err
+				}
+				defer h.Close()
+				return false, makeNICLike(h, cfg.IfName)
+			})
+			if err != nil {
+				return fmt.Errorf("%s: NIC-like veth: %w", n.Label, err)
+			}
 		}
 	}
 	// The carrier of a veth comes up when both ends are up, but operstate
