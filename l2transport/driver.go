@@ -526,10 +526,17 @@ func (c *Conn) onTimer() {
 	c.armed = time.Time{} // the flush re-arms for the next deadline
 	c.mu.Unlock()
 	c.flush()
-	// The flush may have been left to another flusher, which re-arms when it
-	// finishes; if none was running, make sure the timer is armed.
+	// If the flush was left to another flusher, that one ticks the Session
+	// and re-arms when it finishes. Re-arming here for a deadline that is
+	// already due fired the timer again at once, and again, as long as that
+	// flusher was busy writing: measured in bulk transfer, each retransmission
+	// timeout came with a thousand or more such firings (up to 20K a second,
+	// each a goroutine, contending for c.mu with the reader and the flusher).
+	// Only a deadline still to come is armed here.
 	c.mu.Lock()
-	c.rearm()
+	if dl := c.s.NextDeadline(); !dl.IsZero() && time.Until(dl) > 0 {
+		c.rearm()
+	}
 	c.mu.Unlock()
 }
 
