@@ -115,16 +115,16 @@ func (t Txn) lookup(what string, obj any) (int32, error) {
 		return 0, fmt.Errorf("objstore: txn %d: %s %s at %p: %w", t.id, what, ti.name, p, ErrUnknownObject)
 	}
 	i := slot.val
-	if sh := slot.shadow; sh != nil {
+	if sh, size := slot.shadow, ti.root.size; sh != nil && size > 0 {
 		// Start the shadow's cache misses now, every line of it at once and
 		// in parallel with the entry's: in a store far larger than the CPU
 		// cache that is one DRAM round trip per commit instead of several
 		// in sequence (the diff reads every field).
 		t := s.touch
-		for off := uintptr(0); off < ti.root.size; off += 64 {
+		for off := uintptr(0); off < size; off += 64 {
 			t += *(*byte)(unsafe.Add(sh, off))
 		}
-		s.touch = t + *(*byte)(unsafe.Add(sh, ti.root.size-1))
+		s.touch = t + *(*byte)(unsafe.Add(sh, size-1))
 	}
 	if e := s.ents.at(i); e.flags&fPendingDelete != 0 {
 		return 0, fmt.Errorf("objstore: txn %d: %s %s %d: %w", t.id, what, ti.name, e.id, ErrDeleted)
