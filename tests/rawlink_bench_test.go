@@ -72,6 +72,25 @@ type rawRun struct {
 func (r rawRun) framesPerSec() float64 { return float64(r.Received) / r.Elapsed.Seconds() }
 func (r rawRun) mbPerSec() float64     { return float64(r.Bytes) / 1e6 / r.Elapsed.Seconds() }
 
+// sendFor hands tx batches of one size-byte PDU for d, as fast as it takes
+// them, and returns how many frames it took and when it started.
+func sendFor(tb testing.TB, tx *l2transport.AFPacketLink, size int, d time.Duration) (sent uint64, start time.Time, err error) {
+	pdu := dataPDU(tb, 1, size)
+	batch := make([][]byte, 256)
+	for i := range batch {
+		batch[i] = pdu // the kernel copies; one buffer serves every frame
+	}
+	start = time.Now()
+	for time.Since(start) < d {
+		n, err := tx.WriteBatch(batch)
+		if err != nil {
+			return sent, start, fmt.Errorf("WriteBatch: %w", err)
+		}
+		sent += uint64(n)
+	}
+	return sent, start, nil
+}
+
 // blast sends size-byte PDUs from tx to rx for d and counts what rx receives,
 // the sender running on pin.Sender and the receiver on pin.Receiver. The
 // elapsed time runs from the first send to the last data frame received; the
@@ -116,20 +135,10 @@ func blast(tb testing.TB, tx, rx *l2transport.AFPacketLink, size int, d time.Dur
 		}
 	}()
 
-	pdu := dataPDU(tb, 1, size)
-	batch := make([][]byte, 256)
-	for i := range batch {
-		batch[i] = pdu // the kernel copies; one buffer serves every frame
-	}
-	var sent uint64
-	start := time.Now()
-	for time.Since(start) < d {
-		n, err := tx.WriteBatch(batch)
-		if err != nil {
-			undo()
-			tb.Fatalf("WriteBatch: %v", err)
-		}
-		sent += uint64(n)
+	sent, start, err := sendFor(tb, tx, size, d)
+	if err != nil {
+		undo()
+		tb.Fatal(err)
 	}
 	var c frame.Codec
 	end, err := c.Append(nil, &frame.Header{Type: frame.TypeClose}, nil)
@@ -271,11 +280,7 @@ func BenchmarkRawLinkSendOnly(b *testing.B) {
 		b.Run(fmt.Sprintf("mtu=%d", mtu), func(b *testing.B) {
 			p := netnstest.NewPair(b, netnstest.Config{MTU: mtu, NICLike: benchNICLike(b)})
 			tx := openAFPacket(b, p.A, l2transport.AFPacketConfig{PeerMAC: p.B.MAC, NoQdiscBypass: p.NICLike})
-			pdu := dataPDU(b, 1, tx.MaxPDU())
-			batch := make([][]byte, 256)
-			for i := range batch {
-				batch[i] = pdu // the kernel copies; one buffer serves every frame
-			}
+			size := tx.MaxPDU()
 			pin, d := benchPin(b), benchDuration(b)
 			var sent uint64
 			var elapsed time.Duration
@@ -285,20 +290,16 @@ func BenchmarkRawLinkSendOnly(b *testing.B) {
 				if err != nil {
 					b.Fatal(err)
 				}
-				start := time.Now()
-				for time.Since(start) < d {
-					n, err := tx.WriteBatch(batch)
-					if err != nil {
-						undo()
-						b.Fatalf("WriteBatch: %v", err)
-					}
-					sent += uint64(n)
-				}
+				n, start, err := sendFor(b, tx, size, d)
 				elapsed += time.Since(start)
 				undo()
+				if err != nil {
+					b.Fatal(err)
+				}
+				sent += n
 			}
 			b.StopTimer()
-			mbps := float64(sent) * float64(len(pdu)) / 1e6 / elapsed.Seconds()
+			mbps := float64(sent) * float64(size) / 1e6 / elapsed.Seconds()
 			b.ReportMetric(float64(sent)/elapsed.Seconds(), "l2-frames/s")
 			b.ReportMetric(mbps, "l2-MB/s")
 			tr, err := netnstest.TCPBulk(p, d, pin)
@@ -308,7 +309,7 @@ func BenchmarkRawLinkSendOnly(b *testing.B) {
 			b.ReportMetric(tr.MBps(), "tcp-MB/s")
 			b.ReportMetric(mbps/tr.MBps(), "ratio")
 			b.Logf("%d-byte PDUs, MTU %d, %s: %d frames in %v; TCP %d bytes in %v",
-				len(pdu), mtu, pin, sent, elapsed.Round(time.Millisecond), tr.Bytes, tr.Elapsed.Round(time.Millisecond))
+				size, mtu, pin, sent, elapsed.Round(time.Millisecond), tr.Bytes, tr.Elapsed.Round(time.Millisecond))
 		})
 	}
 }

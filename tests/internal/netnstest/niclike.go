@@ -16,9 +16,10 @@ import (
 )
 
 // NICLikeTxQueue is the pfifo limit, in frames, that Config.NICLike gives each
-// veth end. It must exceed what a socket's send buffer can hold (16 MiB of
-// small frames is ~8,000), so that a sender blocks on its buffer while the
-// stopped queue drains instead of having frames dropped at the qdisc.
+// veth end. It must exceed how many frames a socket's send buffer can hold
+// (16 MiB is ~8,000 full 1500-byte frames, a few times more small ones), so
+// that a sender blocks on its buffer while the stopped queue drains instead
+// of having frames dropped at the qdisc.
 const NICLikeTxQueue = 100000
 
 // makeNICLike gives the named veth of the current namespace the two things a
@@ -27,10 +28,10 @@ const NICLikeTxQueue = 100000
 //   - Receive processing on a CPU of its own. A veth hands a frame to the
 //     peer with netif_rx, so the sending CPU also runs the whole receive path
 //     (for AF_PACKET, the copy into the receiver's ring). With GRO on, the
-//     peer instead gets a NAPI instance fed through a ring; fraglist GRO makes
-//     packet-socket frames eligible for it (the kernel otherwise keeps that
-//     path for TCP-less traffic only when the sender has no TSO); and a
-//     threaded NAPI is polled by a kernel thread that the scheduler places on
+//     peer instead gets a NAPI instance fed through a ring, but a sender with
+//     TSO (a veth's default) uses it only for frames that fraglist GRO on the
+//     receiver could take, which includes packet-socket frames; a threaded
+//     NAPI is then polled by a kernel thread that the scheduler places on
 //     whichever CPU is free, as a NIC's interrupt lands on another core.
 //   - Transmit backpressure. When that ring is full, a veth with a real qdisc
 //     stops its queue (as a NIC's driver does when its TX ring is full), so a
@@ -73,7 +74,8 @@ const (
 	ethGStringLen     = 32
 	ifreqSize         = 40
 	ifreqDataPtrOff   = unix.IFNAMSIZ
-	sfeaturesBlockLen = 8 // struct ethtool_set_features_block: valid, requested
+	sfeaturesBlockLen = 8  // struct ethtool_set_features_block: valid, requested
+	gfeaturesBlockLen = 16 // struct ethtool_get_features_block: available, requested, active, never_changed
 )
 
 // setFeature switches one netdev feature by its ethtool name ("rx-gro-list"),
@@ -108,13 +110,13 @@ func featureActive(ifname, feature string) (bool, error) {
 	defer unix.Close(fd)
 	// struct ethtool_gfeatures: cmd, size, features[size]{available,
 	// requested, active, never_changed}.
-	get := make([]byte, 8+blocks*16)
+	get := make([]byte, 8+blocks*gfeaturesBlockLen)
 	binary.NativeEndian.PutUint32(get[0:], ethtoolGFEATURES)
 	binary.NativeEndian.PutUint32(get[4:], uint32(blocks))
 	if err := ethtool(fd, ifname, get); err != nil {
 		return false, fmt.Errorf("%s: get features: %w", ifname, err)
 	}
-	active := binary.NativeEndian.Uint32(get[8+bit/32*16+8:])
+	active := binary.NativeEndian.Uint32(get[8+bit/32*gfeaturesBlockLen+8:])
 	return active&(1<<(bit%32)) != 0, nil
 }
 
