@@ -120,18 +120,33 @@ func (o *mmsgOp) do(n int) (moved int, errno unix.Errno, err error) {
 	return o.done, o.errno, nil
 }
 
+// call makes the syscall for do. A blocking socket is tried first without
+// blocking and without telling the scheduler (a raw syscall): a sendmmsg of
+// a burst runs for hundreds of microseconds on veth (the receiver's softirq
+// runs in it), long enough for the runtime to hand the goroutine's P to
+// another thread every time the other P is busy; the goroutine then had to
+// find a P again on the way out, and the hand-offs woke and parked threads
+// (on a 2-CPU VM, about a thousand futex wake-ups a second in bulk transfer,
+// and sysmon polling every 20 µs to retake the P). That syscall cannot
+// block, so keeping the P through it costs other goroutines no more than a
+// burst of Go code would. Only when the socket has no room does the call
+// wait in the kernel, through the ordinary path.
 func (o *mmsgOp) call(fd uintptr) bool {
-	flags := uintptr(unix.MSG_DONTWAIT)
-	if o.block {
-		if o.callRaw(fd) {
-			return true
-		}
-		flags = 0
-	}
+	raw := o.block
 	// EINTR is retried here rather than by waiting: the netpoller is edge
 	// triggered and would not wake us for data that is already queued.
 	for eintr := 0; ; {
-		r, _, e := unix.Syscall6(o.trap, fd, uintptr(unsafe.Pointer(&o.msgs[0])), uintptr(o.n), flags, 0, 0)
+		var r uintptr
+		var e unix.Errno
+		if raw {
+			r, _, e = unix.RawSyscall6(o.trap, fd, uintptr(unsafe.Pointer(&o.msgs[0])), uintptr(o.n), unix.MSG_DONTWAIT, 0, 0)
+		} else {
+			flags := uintptr(unix.MSG_DONTWAIT)
+			if o.block {
+				flags = 0
+			}
+			r, _, e = unix.Syscall6(o.trap, fd, uintptr(unsafe.Pointer(&o.msgs[0])), uintptr(o.n), flags, 0, 0)
+		}
 		o.calls.Add(1)
 		switch {
 		case e == 0:
@@ -139,6 +154,8 @@ func (o *mmsgOp) call(fd uintptr) bool {
 			return true
 		case e == unix.EINTR && eintr < 16:
 			eintr++
+		case e == unix.EAGAIN && raw:
+			raw = false // no room: wait for it in the kernel
 		case e == unix.EAGAIN && !o.block:
 			o.waits.Add(1)
 			return false
@@ -150,34 +167,4 @@ func (o *mmsgOp) call(fd uintptr) bool {
 			return true
 		}
 	}
-}
-
-// callRaw tries a blocking socket's syscall without blocking and without
-// telling the scheduler, and reports whether it is done (false: no room, wait
-// in the kernel through the ordinary path). A sendmmsg of a burst runs for
-// hundreds of microseconds on veth (the receiver's softirq runs in it), long
-// enough for the runtime to hand the goroutine's P to another thread every
-// time the other P is busy; the goroutine then had to find a P again on the
-// way out, and the hand-offs woke and parked threads (on a 2-CPU VM, about a
-// thousand futex wake-ups a second in bulk transfer, and sysmon polling every
-// 20 µs to retake the P). The syscall does not block, so keeping the P
-// through it costs other goroutines no more than a burst of Go code would.
-func (o *mmsgOp) callRaw(fd uintptr) bool {
-	for eintr := 0; eintr < 16; eintr++ {
-		r, _, e := unix.RawSyscall6(o.trap, fd, uintptr(unsafe.Pointer(&o.msgs[0])), uintptr(o.n), unix.MSG_DONTWAIT, 0, 0)
-		o.calls.Add(1)
-		switch e {
-		case 0:
-			o.done = int(r)
-			return true
-		case unix.EINTR:
-			continue
-		case unix.EAGAIN:
-			return false
-		default:
-			o.errno = e
-			return true
-		}
-	}
-	return false
 }

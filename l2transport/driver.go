@@ -235,6 +235,9 @@ func (c *Conn) sendLocked(msg, owned []byte, txnID uint64) error {
 // closed, or ErrMessageTooLarge for msgs[n]).
 func (c *Conn) SendBatch(ctx context.Context, msgs [][]byte, txnID uint64) (int, error) {
 	sent := 0
+	// The copy of msgs[sent] when it is fragmented, kept across waits for
+	// space so a large message is copied once, not once per wake-up.
+	var owned []byte
 	// Bounded: every pass queues at least one message, waits for space or
 	// returns.
 	for sent < len(msgs) {
@@ -245,7 +248,9 @@ func (c *Conn) SendBatch(ctx context.Context, msgs [][]byte, txnID uint64) (int,
 		}
 		var err error
 		var wait chan struct{}
-		owned := c.ownedCopy(msgs[sent])
+		if owned == nil {
+			owned = c.ownedCopy(msgs[sent])
+		}
 		c.mu.Lock()
 		backlog := c.s.backlogged()
 		before := sent
@@ -254,10 +259,10 @@ func (c *Conn) SendBatch(ctx context.Context, msgs [][]byte, txnID uint64) (int,
 				break
 			}
 			sent++
+			owned = nil
 			if sent < len(msgs) && c.s.fragmented(len(msgs[sent])) {
 				break // copy it outside the lock, on the next pass
 			}
-			owned = nil
 		}
 		if err == ErrBackpressure {
 			wait = c.space
@@ -525,19 +530,14 @@ func (c *Conn) onTimer() {
 	c.mu.Lock()
 	c.armed = time.Time{} // the flush re-arms for the next deadline
 	c.mu.Unlock()
+	// Nothing to re-arm here: every flush ends in one that ticks the Session
+	// and re-arms for its next deadline (or hands leftover work to the timer),
+	// whether it runs now or is left to the goroutine already flushing, which
+	// sees the request after it unlocks. Re-arming here as well fired the
+	// timer again at once for a deadline still due, and again, as long as
+	// that flusher was busy writing: in bulk transfer, a thousand or more
+	// firings per retransmission timeout.
 	c.flush()
-	// If the flush was left to another flusher, that one ticks the Session
-	// and re-arms when it finishes. Re-arming here for a deadline that is
-	// already due fired the timer again at once, and again, as long as that
-	// flusher was busy writing: measured in bulk transfer, each retransmission
-	// timeout came with a thousand or more such firings (up to 20K a second,
-	// each a goroutine, contending for c.mu with the reader and the flusher).
-	// Only a deadline still to come is armed here.
-	c.mu.Lock()
-	if dl := c.s.NextDeadline(); !dl.IsZero() && time.Until(dl) > 0 {
-		c.rearm()
-	}
-	c.mu.Unlock()
 }
 
 // write hands frames to the link. A frame the link refuses is as good as lost:
