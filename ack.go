@@ -58,12 +58,13 @@ type msgReader struct {
 	err error
 }
 
-// newMsgReader checks the message's kind byte and reads what follows it.
-func newMsgReader(b []byte, kind byte) (*msgReader, error) {
+// newMsgReader checks the message's kind byte and reads what follows it. It
+// returns a value: a pointer would escape and cost an allocation per ack.
+func newMsgReader(b []byte, kind byte) (msgReader, error) {
 	if len(b) == 0 || b[0] != kind {
-		return nil, fmt.Errorf("not a message of kind %#x: %w", kind, errBadMessage)
+		return msgReader{}, fmt.Errorf("not a message of kind %#x: %w", kind, errBadMessage)
 	}
-	return &msgReader{b: b[1:]}, nil
+	return msgReader{b: b[1:]}, nil
 }
 
 func (r *msgReader) uv(what string) uint64 {

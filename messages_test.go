@@ -59,3 +59,16 @@ func TestStandbyMessages(t *testing.T) {
 		}
 	}
 }
+
+// TestParseAckAllocates: the active parses an ack per applied batch; a
+// reader that escaped to the heap cost an allocation each.
+func TestParseAckAllocates(t *testing.T) {
+	b := ack{snap: 7, seq: 1 << 33, flags: ackNeedSnapshot}.append(nil)
+	if n := testing.AllocsPerRun(100, func() {
+		if _, err := parseAck(b); err != nil {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Fatalf("parseAck: %v allocations, want 0", n)
+	}
+}
