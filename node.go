@@ -175,6 +175,7 @@ type Node struct {
 	// refusedSnap is set while the standby refuses our latest snapshot;
 	// staleIDs are objects whose next update must carry every field.
 	refused     map[uint64]string
+	refusedTrim uint64 // acked seq from which refused is trimmed again
 	refusedSnap string
 	lastRefusal string
 	staleIDs    []uint64
@@ -849,13 +850,17 @@ func (n *Node) onAck(b []byte) {
 	if n.role == Active && a.snap == n.snapTxn && a.seq > n.acked {
 		n.acked = a.seq
 		// Waiters check refusals once acked passes their seq; keep a
-		// generous tail for the slow ones and bound the rest.
-		if len(n.refused) > 4096 {
+		// generous tail for the slow ones and bound the rest. Trimming
+		// scans the map, so it runs once per 4096 acknowledged commits,
+		// not on every ack: a standby refusing most commits (a skewed
+		// upgrade) keeps more than 4096 entries live.
+		if len(n.refused) > 4096 && n.acked >= n.refusedTrim {
 			for seq := range n.refused {
 				if seq+uint64(n.cfg.Window)+4096 < n.acked {
 					delete(n.refused, seq)
 				}
 			}
+			n.refusedTrim = n.acked + 4096
 		}
 	}
 	n.bump() // WaitSynced also waits for the first ack of a snapshot

@@ -176,7 +176,7 @@ func (n *Node) onRefusal(b []byte) {
 		n.streaming = false
 	case !r.snapshot && r.snap == n.snapTxn:
 		if n.refused == nil {
-			n.refused = map[uint64]string{}
+			n.refused, n.refusedTrim = map[uint64]string{}, 0
 		}
 		n.refused[r.seq] = r.text
 		// The standby lacks every change of that commit, not only the one
@@ -283,15 +283,7 @@ func (n *Node) runRepairs() error {
 			}
 			continue
 		}
-		n.sink.begin(n.ctx, tx.ID())
-		err = tx.Commit()
-		if err == nil {
-			err = n.sink.flush()
-		}
-		seq := n.store.Seq()
-		n.mu.Lock()
-		n.committed = max(n.committed, seq)
-		n.mu.Unlock()
+		seq, _, err := n.commitStream(n.ctx, tx)
 		if err != nil {
 			return fmt.Errorf("swha: repair of seq %d: %w", r.seq, err)
 		}

@@ -145,20 +145,12 @@ func (t *Txn) Commit(ctx context.Context) error {
 			return fmt.Errorf("swha: commit txn %d: %w", t.tx.ID(), err)
 		}
 	}
-	n.sink.begin(ctx, t.tx.ID())
-	err := t.tx.Commit()
-	if err == nil {
-		err = n.sink.flush()
-	}
+	seq, committed, err := n.commitStream(ctx, t.tx)
 	if t.coord != nil {
-		t.coord.settle(t.part, err == nil || errors.Is(err, objstore.ErrSink) || n.sink.err != nil)
+		t.coord.settle(t.part, committed)
 	}
-	seq := n.store.Seq()
 	t.done = true
 	n.mu.Lock()
-	if seq > n.committed {
-		n.committed = seq
-	}
 	// Whether a standby is owed this transaction is decided now, with the
 	// commit, not when the wait below first looks: a standby that goes
 	// silent in between must make a sync Commit fail, not pass as solo.
@@ -172,20 +164,8 @@ func (t *Txn) Commit(ctx context.Context) error {
 		n.kick()
 	}
 	<-n.wsem
-	if err != nil && !errors.Is(err, objstore.ErrSink) && n.sink.err == nil {
+	if !committed {
 		return fmt.Errorf("swha: %w", err)
-	}
-	if err != nil {
-		// Committed here, but the standby's stream has a hole: a snapshot
-		// mends it, and that snapshot's acknowledgement covers this
-		// transaction too.
-		n.log.Warn("records lost on the way to the standby; resyncing", "txn", t.tx.ID(), "err", err)
-		n.mu.Lock()
-		n.streaming = false // records after a hole are useless to the standby
-		n.bump()
-		n.mu.Unlock()
-		n.needSnap.Store(true)
-		n.kick()
 	}
 	if t.mode == Sync {
 		if err := n.waitAcked(ctx, seq, standbyOwed); err != nil {
@@ -193,6 +173,36 @@ func (t *Txn) Commit(ctx context.Context) error {
 		}
 	}
 	return nil
+}
+
+// commitStream commits tx to the store and streams its records to the
+// standby through the sink, and advances committed; the caller holds the
+// write path. It returns the store's seq after the commit and whether the
+// store committed. A commit the store took whose records did not all leave
+// (ErrSink, or a send error the sink kept) leaves a hole in the standby's
+// stream: streaming stops and a snapshot is asked for, whose
+// acknowledgement covers this transaction too; err is then that failure.
+func (n *Node) commitStream(ctx context.Context, tx objstore.Txn) (seq uint64, committed bool, err error) {
+	n.sink.begin(ctx, tx.ID())
+	err = tx.Commit()
+	if err == nil {
+		err = n.sink.flush()
+	}
+	hole := err != nil && (errors.Is(err, objstore.ErrSink) || n.sink.err != nil)
+	seq = n.store.Seq()
+	n.mu.Lock()
+	n.committed = max(n.committed, seq)
+	if hole {
+		n.streaming = false // records after a hole are useless to the standby
+		n.bump()
+	}
+	n.mu.Unlock()
+	if hole {
+		n.log.Warn("records lost on the way to the standby; resyncing", "txn", tx.ID(), "err", err)
+		n.needSnap.Store(true)
+		n.kick()
+	}
+	return seq, err == nil || hole, err
 }
 
 // waitWindow waits while a standby is streaming and Window transactions are
