@@ -134,6 +134,17 @@ func (s *Store) OnMessage(fn func(name string, msg any)) {
 	s.onMsg = fn
 }
 
+// parseGroupRec reads a Group record's fields after its kind byte; a group
+// ID outside 1..2^32-1 fails d.
+func parseGroupRec(d *decoder) (id uint32, name, prefix string) {
+	v := d.uvarint()
+	name, prefix = d.str(), d.str()
+	if d.err == nil && (v == 0 || v > 1<<32-1) {
+		d.fail("bad group ID")
+	}
+	return uint32(v), name, prefix
+}
+
 // Apply takes one record from the active's stream. Schema and Group records
 // take effect at once; transaction records are staged; a Commit record
 // applies its transaction atomically: on error nothing of it is applied, and
@@ -148,17 +159,13 @@ func (s *Store) Apply(rec []byte) error {
 	case recSchema:
 		return s.applySchema(&d)
 	case recGroup:
-		id := d.uvarint()
-		name, prefix := d.str(), d.str()
-		if d.err == nil && (id == 0 || id > 1<<32-1) {
-			d.fail("bad group ID")
-		}
+		id, name, prefix := parseGroupRec(&d)
 		if d.err != nil {
 			return fmt.Errorf("objstore: apply group record: %w", d.err)
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
-		if g := s.groups[uint32(id)]; g != nil {
+		if g := s.groups[id]; g != nil {
 			if g.name != name {
 				return fmt.Errorf("objstore: apply group %d %q: already named %q: %w", id, name, g.name, ErrCorrupt)
 			}
@@ -167,7 +174,7 @@ func (s *Store) Apply(rec []byte) error {
 		if g := s.groupsByName[name]; g != nil {
 			return fmt.Errorf("objstore: apply group %d %q: name used by group %d: %w", id, name, g.id, ErrCorrupt)
 		}
-		s.addGroup(uint32(id), name, prefix)
+		s.addGroup(id, name, prefix)
 		return nil
 	case recCreate, recUpdate, recDelete, recDeleteGroup, recMessage, recIntent, recAbort, recCommit, recCoord, recSnapshot:
 	default:
@@ -400,8 +407,8 @@ func (s *Store) Promote() ([][]byte, error) {
 		if e.t.interiorOf {
 			s.indexPages(i, true)
 		}
-		s.ents.at(i).shadow = newShadow(e.t, e.ptr)
-		s.byPtr.setShadow(e.ptr, s.ents.at(i).shadow)
+		e.shadow = newShadow(e.t, e.ptr)
+		s.byPtr.setShadow(e.ptr, e.shadow)
 		e.flags |= fStale
 		if e.flags&fStatic == 0 {
 			maxID = max(maxID, e.id)

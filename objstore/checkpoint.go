@@ -191,21 +191,13 @@ func (s *Store) writeCheckpoint(c *ckptWriter, txn, seq uint64) error {
 		return err
 	}
 	for _, t := range s.reg.types {
-		b := c.begin(recSchema)
-		b = binary.AppendUvarint(b, uint64(t.id))
-		b = append(b, t.schemaEnc...)
-		if err := c.end(b); err != nil {
+		if err := c.end(appendSchemaRec(c.room(), t)); err != nil {
 			return err
 		}
 	}
 	gids := slices.Sorted(maps.Keys(s.groups))
 	for _, id := range gids {
-		g := s.groups[id]
-		b := c.begin(recGroup)
-		b = binary.AppendUvarint(b, uint64(id))
-		b = appendString(b, g.name)
-		b = appendString(b, g.prefix)
-		if err := c.end(b); err != nil {
+		if err := c.end(appendGroupRec(c.room(), id, s.groups[id])); err != nil {
 			return err
 		}
 	}
@@ -422,15 +414,14 @@ func checkCheckpoint(data []byte) (*ckptInfo, error) {
 			return nil, bad("record after the Commit")
 		case kind == recSchema && state == announce:
 		case kind == recGroup && state == announce:
-			id := d.uvarint()
-			name, prefix := d.str(), d.str()
-			if d.err != nil || id == 0 || id > 1<<32-1 {
+			id, name, prefix := parseGroupRec(&d)
+			if d.err != nil {
 				return nil, bad("malformed Group record")
 			}
-			if _, dup := ck.groups[uint32(id)]; dup {
+			if _, dup := ck.groups[id]; dup {
 				return nil, bad(fmt.Sprintf("group %d twice", id))
 			}
-			ck.groups[uint32(id)] = ckptGroup{name, prefix}
+			ck.groups[id] = ckptGroup{name, prefix}
 		case kind == recSnapshot && state == announce:
 			ck.txn = d.uvarint()
 			state = inTxn
@@ -507,10 +498,7 @@ func (s *Store) applyCheckpoint(data []byte, ck *ckptInfo) error {
 		if g.n != 0 {
 			continue // cannot happen: groups hold dynamic objects only
 		}
-		delete(s.groups, id)
-		if s.groupsByName[g.name] == g {
-			delete(s.groupsByName, g.name)
-		}
+		s.removeGroup(g)
 	}
 	s.mu.Unlock()
 	s.ResetStream(ck.seq)
@@ -541,10 +529,7 @@ func (s *Store) saveStreamState() func(ok bool) {
 		defer s.mu.Unlock()
 		for id, g := range s.groups {
 			if _, had := groups[id]; !had {
-				delete(s.groups, id)
-				if s.groupsByName[g.name] == g {
-					delete(s.groupsByName, g.name)
-				}
+				s.removeGroup(g)
 			}
 		}
 		clear(s.peerTypes)

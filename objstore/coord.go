@@ -67,7 +67,7 @@ func (s *Store) Snapshot() (uint64, error) {
 	txn := s.nextTxn
 	s.txnOpen = true
 	s.clearScratch()
-	clear(s.schemaSent)
+	s.schemasSent = false
 	clear(s.groupSent)
 	err := s.encodeSnapshot(txn)
 	s.mu.Unlock()
@@ -97,8 +97,7 @@ func (s *Store) encodeSnapshot(txn uint64) error {
 		if e.flags&fLive == 0 || e.shadow == nil {
 			continue
 		}
-		t := e.t
-		s.announce(t)
+		s.announceSchemas()
 		// Every static goes, stale or not: after a promotion every static
 		// is stale, yet holds what the old active committed, which a new
 		// standby must get; and a never-committed static's shadow is its

@@ -3,7 +3,6 @@ package objstore
 import (
 	"reflect"
 	"sort"
-	"strconv"
 	"unsafe"
 )
 
@@ -63,18 +62,6 @@ func (s *Store) Leaks() []Leak {
 
 func (s *Store) committed(e *entry) bool {
 	return e.flags&fLive != 0 && e.flags&fPendingCreate == 0
-}
-
-// nameLocked is Store.Name for an entry; the caller holds s.mu.
-func (s *Store) nameLocked(e *entry) string {
-	prefix := e.t.prefix
-	if g := s.groups[e.group]; e.group != 0 && g != nil && g.prefix != "" {
-		prefix = g.prefix
-	}
-	if prefix == "" {
-		return strconv.FormatUint(e.id, 10)
-	}
-	return prefix + "-" + strconv.FormatUint(e.id, 10)
 }
 
 type leakWalk struct {

@@ -69,7 +69,7 @@ func (s *Store) encodeResend(txn uint64, o *op) error {
 	if e.flags&fLive == 0 || e.shadow == nil {
 		return nil
 	}
-	s.announce(e.t)
+	s.announceSchemas()
 	var err error
 	if o.create {
 		s.announceGroup(s.groups[e.group])

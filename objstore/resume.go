@@ -1,7 +1,5 @@
 package objstore
 
-import "encoding/binary"
-
 // Resuming a stream
 //
 // A standby that already holds the active's state up to some seq (it was
@@ -33,14 +31,11 @@ func (s *Store) Announcements() [][]byte {
 	defer s.mu.Unlock()
 	var out [][]byte
 	for _, t := range s.reg.types {
-		b := binary.AppendUvarint([]byte{recSchema}, uint64(t.id))
-		out = append(out, append(b, t.schemaEnc...))
-		s.schemaSent[t.id] = true
+		out = append(out, appendSchemaRec(nil, t))
 	}
+	s.schemasSent = true
 	for id, g := range s.groups {
-		b := binary.AppendUvarint([]byte{recGroup}, uint64(id))
-		b = appendString(b, g.name)
-		out = append(out, appendString(b, g.prefix))
+		out = append(out, appendGroupRec(nil, id, g))
 		s.groupSent[id] = true
 	}
 	return out

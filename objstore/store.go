@@ -129,8 +129,12 @@ type Store struct {
 	seq     uint64
 	txnOpen bool // a transaction is open; its ID is nextTxn
 
-	schemaSent []bool // by local type ID: announced on the stream
-	groupSent  map[uint32]bool
+	// Every schema is announced at once, at the first record of a stream
+	// (see announceSchemas): schemasSent once emitted on this stream,
+	// schemasQueued while the open transaction's head holds them.
+	schemasSent   bool
+	schemasQueued bool
+	groupSent     map[uint32]bool
 
 	// Commit scratch, reused so that the steady state does not allocate.
 	ops      []op
@@ -147,7 +151,6 @@ type Store struct {
 	// they were.
 	shadowCopies []shadowCopy
 	refsTo       []int32
-	newTypes     []uint32
 	newGrps      []uint32
 
 	// Standby side.
@@ -193,7 +196,6 @@ func NewStore(r *Registry, cfg Config) (*Store, error) {
 		active:       !cfg.Standby,
 		nextID:       1,
 		nextTxn:      cfg.FirstTxnID,
-		schemaSent:   make([]bool, len(r.types)+1),
 		groupSent:    map[uint32]bool{},
 		peerTypes:    map[uint64]*peerType{},
 		peerByName:   map[string]*peerType{},
@@ -307,6 +309,14 @@ func (s *Store) addGroup(id uint32, name, prefix string) *Group {
 	s.groups[id] = g
 	s.groupsByName[name] = g
 	return g
+}
+
+// removeGroup forgets group g, and its name unless another group took it.
+func (s *Store) removeGroup(g *Group) {
+	delete(s.groups, g.id)
+	if s.groupsByName[g.name] == g {
+		delete(s.groupsByName, g.name)
+	}
 }
 
 // GroupByName returns the group called name (on a standby, as announced by
@@ -507,16 +517,20 @@ func (s *Store) Read(fn func()) {
 func (s *Store) Name(id uint64) string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	prefix := ""
 	if i, ok := s.byID.get(id); ok {
-		e := s.ents.at(i)
-		prefix = e.t.prefix
-		if g := s.groups[e.group]; e.group != 0 && g != nil && g.prefix != "" {
-			prefix = g.prefix
-		}
+		return s.nameLocked(s.ents.at(i))
+	}
+	return strconv.FormatUint(id, 10)
+}
+
+// nameLocked is Store.Name for an entry; the caller holds s.mu.
+func (s *Store) nameLocked(e *entry) string {
+	prefix := e.t.prefix
+	if g := s.groups[e.group]; e.group != 0 && g != nil && g.prefix != "" {
+		prefix = g.prefix
 	}
 	if prefix == "" {
-		return strconv.FormatUint(id, 10)
+		return strconv.FormatUint(e.id, 10)
 	}
-	return prefix + "-" + strconv.FormatUint(id, 10)
+	return prefix + "-" + strconv.FormatUint(e.id, 10)
 }

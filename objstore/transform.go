@@ -183,9 +183,9 @@ type xfield struct {
 }
 
 // CompareSchema reports how records of the peer's schema would map onto the
-// local registry's type of the same name (the registry must be sealed). An
-// active uses it on the standby's announced schemas to learn, before any
-// record, what the standby will drop.
+// local registry's type of the same name (the registry must be sealed): for
+// checking a peer's schemas against this build's types before an upgrade.
+// The Node itself uses CompareSchemas on what its standby announced.
 func CompareSchema(local *Registry, peer *Schema) SkewReport {
 	return newPeerType(local, peer).report
 }

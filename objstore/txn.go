@@ -89,7 +89,8 @@ func (t Txn) CreateIn(g *Group, obj any) (uint64, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if i, dup := s.byPtr.get(p); dup {
-		return 0, fmt.Errorf("objstore: txn %d: create %s: already %s %d: %w", t.id, ti.name, s.ents.at(i).t.name, s.ents.at(i).id, ErrExists)
+		e := s.ents.at(i)
+		return 0, fmt.Errorf("objstore: txn %d: create %s: already %s %d: %w", t.id, ti.name, e.t.name, e.id, ErrExists)
 	}
 	if g != nil && s.groups[g.id] != g {
 		return 0, fmt.Errorf("objstore: txn %d: create %s: group %q is not of this store", t.id, ti.name, g.name)
@@ -234,7 +235,7 @@ func (t Txn) Message(msg any) error {
 		return fmt.Errorf("objstore: txn %d: message %s: %w", t.id, ti.name, err)
 	}
 	s.pre = b
-	s.announce(ti)
+	s.announceSchemas()
 	s.ops = append(s.ops, op{kind: opMessage, pre: start, end: len(b)})
 	return nil
 }
@@ -327,8 +328,8 @@ func (s *Store) emit() error {
 		}
 		start = end
 	}
-	for _, id := range s.newTypes {
-		s.schemaSent[id] = true
+	if s.schemasQueued {
+		s.schemasSent = true
 	}
 	for _, id := range s.newGrps {
 		s.groupSent[id] = true
@@ -343,33 +344,35 @@ func (s *Store) emit() error {
 	return nil
 }
 
-// announce queues a Schema record for t if the peer has not seen it. The
-// first announcement of a stream carries every registered schema: the peer
-// then knows each type an interior pointer can lead into, and can report
-// what of this version it cannot carry, before the first record.
-func (s *Store) announce(t *typeInfo) {
-	if s.schemaSent[t.id] {
+// announceSchemas queues a Schema record for every registered type unless
+// the stream has them: the first announcement of a stream carries them all,
+// so the peer knows each type an interior pointer can lead into, and can
+// report what of this version it cannot carry, before the first record.
+// Called before each record that names a type, it costs a test after that.
+func (s *Store) announceSchemas() {
+	if s.schemasSent || s.schemasQueued {
 		return
 	}
-	for _, u := range s.reg.types {
-		s.announceOne(u)
+	for _, t := range s.reg.types {
+		s.head = appendSchemaRec(s.head, t)
+		s.headEnds = append(s.headEnds, len(s.head))
 	}
+	s.schemasQueued = true
 }
 
-func (s *Store) announceOne(t *typeInfo) {
-	if s.schemaSent[t.id] {
-		return
-	}
-	for _, id := range s.newTypes {
-		if id == t.id {
-			return
-		}
-	}
-	s.newTypes = append(s.newTypes, t.id)
-	s.head = append(s.head, recSchema)
-	s.head = binary.AppendUvarint(s.head, uint64(t.id))
-	s.head = append(s.head, t.schemaEnc...)
-	s.headEnds = append(s.headEnds, len(s.head))
+// appendSchemaRec appends t's Schema record to b.
+func appendSchemaRec(b []byte, t *typeInfo) []byte {
+	b = append(b, recSchema)
+	b = binary.AppendUvarint(b, uint64(t.id))
+	return append(b, t.schemaEnc...)
+}
+
+// appendGroupRec appends the Group record of group id to b.
+func appendGroupRec(b []byte, id uint32, g *Group) []byte {
+	b = append(b, recGroup)
+	b = binary.AppendUvarint(b, uint64(id))
+	b = appendString(b, g.name)
+	return appendString(b, g.prefix)
 }
 
 func (s *Store) announceGroup(g *Group) {
@@ -382,10 +385,7 @@ func (s *Store) announceGroup(g *Group) {
 		}
 	}
 	s.newGrps = append(s.newGrps, g.id)
-	s.head = append(s.head, recGroup)
-	s.head = binary.AppendUvarint(s.head, uint64(g.id))
-	s.head = appendString(s.head, g.name)
-	s.head = appendString(s.head, g.prefix)
+	s.head = appendGroupRec(s.head, g.id, g)
 	s.headEnds = append(s.headEnds, len(s.head))
 }
 
@@ -419,7 +419,7 @@ func (s *Store) encodeTxn(txn uint64) error {
 			s.recs = binary.AppendUvarint(s.recs, txn)
 			s.recs = binary.AppendUvarint(s.recs, e.id)
 			s.recs = binary.AppendUvarint(s.recs, uint64(e.t.id))
-			s.announce(e.t)
+			s.announceSchemas()
 			s.ends = append(s.ends, len(s.recs))
 		case opDeleteGroup:
 			s.announceGroup(o.g)
@@ -471,7 +471,7 @@ func (s *Store) encodeTxn(txn uint64) error {
 
 func (s *Store) syncEntry(txn uint64, i int32) error {
 	e := s.ents.at(i)
-	if e.flags&fLive == 0 || e.flags&fPendingDelete != 0 || s.ents.at(i).shadow == nil {
+	if e.flags&fLive == 0 || e.flags&fPendingDelete != 0 || e.shadow == nil {
 		return nil
 	}
 	return s.encodeUpdate(txn, i)
@@ -481,26 +481,20 @@ func (s *Store) encodeCreate(txn uint64, i int32) error {
 	e := s.ents.at(i)
 	t := e.t
 	g := s.groups[e.group]
-	s.announce(t)
+	s.announceSchemas()
 	s.announceGroup(g)
 	start := len(s.recs)
-	b := append(s.recs, recCreate)
-	b = binary.AppendUvarint(b, txn)
-	b = binary.AppendUvarint(b, e.id)
-	b = binary.AppendUvarint(b, uint64(t.id))
-	b = binary.AppendUvarint(b, uint64(e.group))
-	b, err := encodeValue(t.root, b, e.ptr, s)
+	b, err := appendCreate(s.recs, txn, e, e.ptr, s)
 	if err != nil {
 		s.recs = b[:start]
-		return fmt.Errorf("create %s %d: %w", t.name, e.id, err)
+		return fmt.Errorf("create %w", err)
 	}
 	s.recs = b
 	s.ends = append(s.ends, len(b))
-	e = s.ents.at(i)
-	if s.ents.at(i).shadow == nil {
+	if e.shadow == nil {
 		// A new entry: a failed commit removes it, shadow and all.
-		s.ents.at(i).shadow = newShadow(t, e.ptr)
-		s.byPtr.setShadow(e.ptr, s.ents.at(i).shadow)
+		e.shadow = newShadow(t, e.ptr)
+		s.byPtr.setShadow(e.ptr, e.shadow)
 	} else {
 		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: -1})
 	}
@@ -535,7 +529,7 @@ func (s *Store) commitShadows() {
 func (s *Store) encodeUpdate(txn uint64, i int32) error {
 	e := s.ents.at(i)
 	t := e.t
-	sh := s.ents.at(i).shadow
+	sh := e.shadow
 	if sh == nil || e.flags&fEncoded != 0 {
 		// Created by this transaction after this point, or already encoded
 		// by it (created, or updated twice): that record carries the state
@@ -554,7 +548,7 @@ func (s *Store) encodeUpdate(txn uint64, i int32) error {
 	if len(ch) == 0 {
 		return nil
 	}
-	s.announce(t)
+	s.announceSchemas()
 	start := len(s.recs)
 	b := append(s.recs, recUpdate)
 	b = binary.AppendUvarint(b, txn)
@@ -674,7 +668,8 @@ func (s *Store) clearScratch() {
 	s.ops = s.ops[:0]
 	s.pre = s.pre[:0]
 	s.head, s.headEnds = s.head[:0], s.headEnds[:0]
-	s.newTypes, s.newGrps = s.newTypes[:0], s.newGrps[:0]
+	s.schemasQueued = false
+	s.newGrps = s.newGrps[:0]
 	s.refsTo = s.refsTo[:0]
 	s.coord = coordMark{}
 }
@@ -685,6 +680,6 @@ func (s *Store) clearScratch() {
 func (s *Store) ResetPeer() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	clear(s.schemaSent)
+	s.schemasSent = false
 	clear(s.groupSent)
 }
