@@ -122,6 +122,17 @@ func (l *replayLog) room(n, k int) *replayChunk {
 	return c
 }
 
+// entry returns the logged commit with sequence number seq, if the log holds
+// it.
+func (l *replayLog) entry(seq uint64) (replayEntry, bool) {
+	for _, e := range l.ents {
+		if e.seq == seq {
+			return e, true
+		}
+	}
+	return replayEntry{}, false
+}
+
 // since returns the commits after seq from through to, and false unless the
 // log holds every one of them.
 func (l *replayLog) since(from, to uint64) ([]replayEntry, bool) {
@@ -229,11 +240,7 @@ func (n *Node) sendReplay() (bool, error) {
 	}
 	msgs := n.store.Announcements()
 	for _, e := range ents {
-		start := 0
-		for _, end := range e.ends {
-			msgs = append(msgs, e.data[start:end])
-			start = end
-		}
+		msgs = appendRecords(msgs, e.data, 0, e.ends)
 	}
 	n.mu.Lock()
 	// From here on the standby follows this stream from its own snapshot:

@@ -91,12 +91,7 @@ func (s *batchSink) offset(i int) int {
 // snapshot (the caller asks for one).
 func (s *batchSink) flush() error {
 	if s.err == nil && len(s.ends) > s.sent {
-		s.msgs = s.msgs[:0]
-		start := s.offset(s.sent)
-		for _, end := range s.ends[s.sent:] {
-			s.msgs = append(s.msgs, s.buf[start:end])
-			start = end
-		}
+		s.msgs = appendRecords(s.msgs[:0], s.buf, s.offset(s.sent), s.ends[s.sent:])
 		_, err := s.n.conn.SendBatch(s.ctx, s.msgs, s.txn)
 		clear(s.msgs)
 		s.sent = len(s.ends)

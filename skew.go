@@ -260,11 +260,8 @@ func (n *Node) runRepairs() error {
 			continue
 		}
 		var recs [][]byte
-		for _, e := range n.replay.ents {
-			if e.seq == r.seq {
-				recs = splitRecords(e)
-				break
-			}
+		if e, ok := n.replay.entry(r.seq); ok {
+			recs = appendRecords(nil, e.data, 0, e.ends)
 		}
 		if recs == nil {
 			n.stats.unrepaired.Add(1)
@@ -297,12 +294,12 @@ func (n *Node) runRepairs() error {
 	return nil
 }
 
-func splitRecords(e replayEntry) [][]byte {
-	recs := make([][]byte, 0, len(e.ends))
-	start := 0
-	for _, end := range e.ends {
-		recs = append(recs, e.data[start:end])
+// appendRecords appends to dst the records of data that end at ends, the
+// first starting at start.
+func appendRecords(dst [][]byte, data []byte, start int, ends []int) [][]byte {
+	for _, end := range ends {
+		dst = append(dst, data[start:end])
 		start = end
 	}
-	return recs
+	return dst
 }
