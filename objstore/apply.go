@@ -62,7 +62,6 @@ type applyState struct {
 	paths   []uint32
 	changes []Change
 	msgs    []any
-	created []int32
 	// snapshot: the transaction being validated replaces every dynamic
 	// object, so the store's own dynamic objects do not exist for it.
 	snapshot bool
@@ -85,11 +84,10 @@ type overlayObj struct {
 }
 
 type noteRef struct {
-	n     *node
-	id    uint64
-	path  int // paths[path:path+plen]
-	plen  int
-	owner uint64
+	n    *node
+	id   uint64
+	path int // paths[path:path+plen]
+	plen int
 }
 
 type subscription struct {

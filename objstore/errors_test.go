@@ -103,11 +103,8 @@ func TestBadInputs(t *testing.T) {
 	// Transaction too large: nothing sent, store unchanged.
 	before := len(p.recs)
 	tx, _ = p.act.Begin()
-	var routes []*Route
 	for i := 0; i < 200; i++ {
-		r := &Route{Communities: make([]uint32, 10)}
-		routes = append(routes, r)
-		if _, err := tx.Create(r); err != nil {
+		if _, err := tx.Create(&Route{Communities: make([]uint32, 10)}); err != nil {
 			t.Fatal(err)
 		}
 	}

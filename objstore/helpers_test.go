@@ -253,3 +253,59 @@ func dump(s *Store) string {
 }
 
 func ptrOf(obj any) unsafe.Pointer { return reflect.ValueOf(obj).UnsafePointer() }
+
+// nopResolver validates references without resolving them.
+type nopResolver struct{}
+
+func (nopResolver) note(*node, uint64, []uint32) {}
+func (nopResolver) resolve(*node, uint64, []uint32) (unsafe.Pointer, error) {
+	return nil, nil
+}
+
+// summarize renders the transactional records of recs, encoded by a store
+// of registry r, one line each: "create Route 3", "update Route 3 Metric
+// Flags", "delete NextHop 2", "deletegroup 1", "commit 5" (seq); schema and
+// group announcements are left out.
+func summarize(t testing.TB, r *Registry, recs [][]byte) []string {
+	t.Helper()
+	byID := map[uint64]*typeInfo{}
+	for _, ti := range r.types {
+		byID[uint64(ti.id)] = ti
+	}
+	var out []string
+	for _, rec := range recs {
+		d := decoder{b: rec, pos: 1}
+		if rec[0] != recSchema && rec[0] != recGroup {
+			d.uvarint() // txn
+		}
+		var line string
+		switch rec[0] {
+		case recSchema, recGroup:
+			continue
+		case recCreate, recUpdate, recDelete:
+			id, ti := d.uvarint(), byID[d.uvarint()]
+			if ti == nil {
+				t.Fatalf("record of an unknown type: %x", rec)
+			}
+			line = map[byte]string{recCreate: "create", recUpdate: "update", recDelete: "delete"}[rec[0]] + " " + ti.name + " " + fmt.Sprint(id)
+			if rec[0] == recUpdate {
+				for n := d.uvarint(); n > 0 && d.err == nil; n-- {
+					f := ti.root.fields[d.uvarint()]
+					line += " " + f.name
+					decodeValue(f.n, &d, nil, nopResolver{})
+				}
+			}
+		case recDeleteGroup:
+			line = fmt.Sprint("deletegroup ", d.uvarint())
+		case recCommit:
+			line = fmt.Sprint("commit ", d.uvarint())
+		default:
+			line = fmt.Sprint("kind ", rec[0])
+		}
+		if d.err != nil {
+			t.Fatalf("record %x: %v", rec, d.err)
+		}
+		out = append(out, line)
+	}
+	return out
+}

@@ -51,7 +51,9 @@ func TestRoundTripEveryKind(t *testing.T) {
 		}
 	}
 	a := fullAllKinds(hops, h)
-	if _, err := tx.Create(a); err != nil {
+	a.hidden = 7 // unexported: not replicated
+	aid, err := tx.Create(a)
+	if err != nil {
 		t.Fatal(err)
 	}
 	if err := tx.Commit(); err != nil {
@@ -59,6 +61,9 @@ func TestRoundTripEveryKind(t *testing.T) {
 	}
 	if got, want := dump(p.sby), dump(p.act); got != want {
 		t.Fatalf("standby differs after create:\n got %s\nwant %s", got, want)
+	}
+	if o, _ := p.sby.Get(aid); o.(*AllKinds).hidden != 0 {
+		t.Fatalf("an unexported field reached the standby: %d", o.(*AllKinds).hidden)
 	}
 	mutations := map[string]func(){
 		"B": func() { a.B = false }, "I8": func() { a.I8 = 8 }, "I16": func() { a.I16++ },

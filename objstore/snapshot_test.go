@@ -3,6 +3,8 @@ package objstore
 import (
 	"bytes"
 	"errors"
+	"fmt"
+	"strings"
 	"testing"
 )
 
@@ -157,6 +159,9 @@ func TestFailedCommitLeavesShadows(t *testing.T) {
 	start = len(p.recs)
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
+	}
+	if got, want := strings.Join(summarize(t, p.act.reg, p.recs[start:]), "; "), fmt.Sprintf("update Route %d Metric; commit %d", rid, p.act.Seq()); got != want {
+		t.Fatalf("the next commit sent %q, want %q", got, want)
 	}
 	if got, want := dump(p.sby), dump(p.act); got != want {
 		t.Fatalf("standby after the next commit\ngot:\n%s\nwant:\n%s", got, want)
