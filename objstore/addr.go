@@ -138,7 +138,7 @@ func (x *addrIndex) containing(a uintptr, t *typeInfo) (int32, bool) {
 func (x *addrIndex) refID(n *node, p unsafe.Pointer) (uint64, error) {
 	i, ok := x.exact(uintptr(p), n.target)
 	if !ok {
-		return 0, fmt.Errorf("objstore: pointer to a %s at %p that is not in the store: %w", n.target.name, p, ErrDangling)
+		return 0, fmt.Errorf("pointer to a %s that is not in the store (never created, or deleted): %w", n.target.name, ErrDangling)
 	}
 	return x.ents.at(i).id, nil
 }
@@ -148,13 +148,13 @@ func (x *addrIndex) interiorRef(n *node, p unsafe.Pointer, path []uint32) (uint6
 	a := uintptr(p)
 	i, ok := x.containing(a, n.target)
 	if !ok {
-		return 0, nil, fmt.Errorf("objstore: pointer %p is not inside any %s in the store: %w", p, n.target.name, ErrDangling)
+		return 0, nil, fmt.Errorf("pointer into a %s that is not in the store (never created, or deleted): %w", n.target.name, ErrDangling)
 	}
 	e := x.ents.at(i)
 	off := a - uintptr(e.ptr)
 	path, ok = pathTo(e.t.root, off, n.elem.rt, path)
 	if !ok {
-		return 0, nil, fmt.Errorf("objstore: pointer into %s %d at offset %d is not a replicated %v: %w", e.t.name, e.id, off, n.elem.rt, ErrDangling)
+		return 0, nil, fmt.Errorf("pointer into %s %d at offset %d is not a replicated %v: %w", e.t.name, e.id, off, n.elem.rt, ErrDangling)
 	}
 	return e.id, path, nil
 }

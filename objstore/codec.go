@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"reflect"
+	"strconv"
 	"time"
 	"unsafe"
 )
@@ -251,10 +252,12 @@ func encodeValue(n *node, b []byte, p unsafe.Pointer, m refMapper) ([]byte, erro
 		return append(b, s...), nil
 	case KindArray:
 		var err error
-		for i := 0; i < n.length && err == nil; i++ {
-			b, err = encodeValue(n.elem, b, add(p, uintptr(i)*n.elem.size), m)
+		for i := 0; i < n.length; i++ {
+			if b, err = encodeValue(n.elem, b, add(p, uintptr(i)*n.elem.size), m); err != nil {
+				return b, atStep(err, "["+strconv.Itoa(i)+"]")
+			}
 		}
-		return b, err
+		return b, nil
 	case KindSlice:
 		h := (*sliceHdr)(p)
 		if h.data == nil {
@@ -262,17 +265,19 @@ func encodeValue(n *node, b []byte, p unsafe.Pointer, m refMapper) ([]byte, erro
 		}
 		b = binary.AppendUvarint(b, uint64(h.len)+1)
 		var err error
-		for i := 0; i < h.len && err == nil; i++ {
-			b, err = encodeValue(n.elem, b, add(h.data, uintptr(i)*n.elem.size), m)
+		for i := 0; i < h.len; i++ {
+			if b, err = encodeValue(n.elem, b, add(h.data, uintptr(i)*n.elem.size), m); err != nil {
+				return b, atStep(err, "["+strconv.Itoa(i)+"]")
+			}
 		}
-		return b, err
+		return b, nil
 	case KindMap:
 		return encodeMap(n, b, p, m)
 	case KindStruct:
 		var err error
 		for _, f := range n.fields {
 			if b, err = encodeValue(f.n, b, add(p, f.off), m); err != nil {
-				return b, err
+				return b, atStep(err, f.name)
 			}
 		}
 		return b, nil
@@ -325,13 +330,113 @@ func encodeMap(n *node, b []byte, p unsafe.Pointer, m refMapper) ([]byte, error)
 		k.SetIterKey(it)
 		v.SetIterValue(it)
 		if b, err = encodeValue(n.key, b, k.Addr().UnsafePointer(), m); err != nil {
-			return b, err
+			return b, atStep(err, "[key "+mapKey(k)+"]")
 		}
 		if b, err = encodeValue(n.elem, b, v.Addr().UnsafePointer(), m); err != nil {
-			return b, err
+			return b, atStep(err, "["+mapKey(k)+"]")
 		}
 	}
 	return b, nil
+}
+
+// mapKey renders a map key for an error's field path.
+func mapKey(k reflect.Value) string {
+	if k.Kind() == reflect.String {
+		return strconv.Quote(k.String())
+	}
+	return fmt.Sprint(k.Interface())
+}
+
+// fieldError is an error in one field of an object or message, with the
+// path that leads to it from the top of the value: "NextHop",
+// "Hops[2].Via", "ByName[\"eth0\"]". It wraps the error itself (errors.Is
+// sees ErrDangling through it).
+type fieldError struct {
+	path string
+	err  error
+}
+
+func (e *fieldError) Error() string { return "field " + e.path + ": " + e.err.Error() }
+
+func (e *fieldError) Unwrap() error { return e.err }
+
+// prependStep puts step (a field name, or an index "[3]") in front of path.
+func prependStep(step, path string) string {
+	if path == "" || path[0] == '[' {
+		return step + path
+	}
+	return step + "." + path
+}
+
+// atStep puts step in front of the field path of err, making it a
+// fieldError if it is not one yet. encodeValue calls it as it unwinds from
+// an error, so a path costs nothing while encoding succeeds.
+func atStep(err error, step string) error {
+	fe, ok := err.(*fieldError)
+	if !ok {
+		fe = &fieldError{err: err}
+	}
+	fe.path = prependStep(step, fe.path)
+	return fe
+}
+
+// noRefs is a refResolver for values only walked, never stored.
+type noRefs struct{}
+
+func (noRefs) note(*node, uint64, []uint32) {}
+func (noRefs) resolve(*node, uint64, []uint32) (unsafe.Pointer, error) {
+	return nil, nil
+}
+
+// refPath reads the encoded value of type n from d and returns the path of
+// the first pointer in it to object id, for an error that must say where a
+// pointer already encoded came from (a message's).
+func refPath(n *node, d *decoder, id uint64) (string, bool) {
+	found := func(step, rest string) (string, bool) { return prependStep(step, rest), true }
+	switch n.kind {
+	case KindRef, KindInterior:
+		v := d.uvarint()
+		if n.kind == KindInterior && v != 0 {
+			readPath(d)
+		}
+		return "", v == id && d.err == nil
+	case KindStruct:
+		for _, f := range n.fields {
+			if p, ok := refPath(f.n, d, id); ok {
+				return found(f.name, p)
+			}
+		}
+	case KindArray:
+		for i := 0; i < n.length && d.err == nil; i++ {
+			if p, ok := refPath(n.elem, d, id); ok {
+				return found("["+strconv.Itoa(i)+"]", p)
+			}
+		}
+	case KindSlice:
+		c := d.nilCount(n.elem.minEnc)
+		for i := 0; i < c && d.err == nil; i++ {
+			if p, ok := refPath(n.elem, d, id); ok {
+				return found("["+strconv.Itoa(i)+"]", p)
+			}
+		}
+	case KindMap:
+		c := d.nilCount(n.key.minEnc + n.elem.minEnc)
+		for i := 0; i < c && d.err == nil; i++ {
+			at := d.pos
+			if p, ok := refPath(n.key, d, id); ok {
+				return found("[key]", p)
+			}
+			d.pos = at
+			k := reflect.New(n.key.rt)
+			decodeValue(n.key, d, k.UnsafePointer(), noRefs{})
+			if p, ok := refPath(n.elem, d, id); ok {
+				return found("["+mapKey(k.Elem())+"]", p)
+			}
+		}
+	default:
+		decodeValue(n, d, nil, noRefs{})
+	}
+	return "", false
 }
 
 func appendAddr(b []byte, a netip.Addr) []byte {

@@ -142,7 +142,7 @@ func appendFullUpdate(b []byte, txn uint64, e *entry, src unsafe.Pointer, m refM
 	for k, f := range t.root.fields {
 		b = binary.AppendUvarint(b, uint64(k))
 		if b, err = encodeValue(f.n, b, add(src, f.off), m); err != nil {
-			return b, fmt.Errorf("%s %d: field %s: %w", t.name, e.id, f.name, err)
+			return b, fmt.Errorf("%s %d: %w", t.name, e.id, atStep(err, f.name))
 		}
 	}
 	return b, nil

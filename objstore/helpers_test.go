@@ -254,14 +254,6 @@ func dump(s *Store) string {
 
 func ptrOf(obj any) unsafe.Pointer { return reflect.ValueOf(obj).UnsafePointer() }
 
-// nopResolver validates references without resolving them.
-type nopResolver struct{}
-
-func (nopResolver) note(*node, uint64, []uint32) {}
-func (nopResolver) resolve(*node, uint64, []uint32) (unsafe.Pointer, error) {
-	return nil, nil
-}
-
 // summarize renders the transactional records of recs, encoded by a store
 // of registry r, one line each: "create Route 3", "update Route 3 Metric
 // Flags", "delete NextHop 2", "deletegroup 1", "commit 5" (seq); schema and
@@ -292,7 +284,7 @@ func summarize(t testing.TB, r *Registry, recs [][]byte) []string {
 				for n := d.uvarint(); n > 0 && d.err == nil; n-- {
 					f := ti.root.fields[d.uvarint()]
 					line += " " + f.name
-					decodeValue(f.n, &d, nil, nopResolver{})
+					decodeValue(f.n, &d, nil, noRefs{})
 				}
 			}
 		case recDeleteGroup:

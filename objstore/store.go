@@ -150,8 +150,12 @@ type Store struct {
 	// are encoded from the shadows, so a failed commit must leave them as
 	// they were.
 	shadowCopies []shadowCopy
-	refsTo       []int32
-	newGrps      []uint32
+	// refsTo lists the targets of the open transaction's messages, which
+	// are encoded when made: a later Delete of one fails the commit.
+	// Records encoded at commit check their targets as they go.
+	refsTo   []int32
+	noteRefs bool // encoding a message: refID and interiorRef fill refsTo
+	newGrps  []uint32
 
 	// Standby side.
 	peerTypes  map[uint64]*peerType // by the peer's type ID
@@ -424,16 +428,18 @@ func newShadow(t *typeInfo, src unsafe.Pointer) unsafe.Pointer {
 func (s *Store) refID(n *node, p unsafe.Pointer) (uint64, error) {
 	i, ok := s.byPtr.get(p)
 	if !ok {
-		return 0, fmt.Errorf("objstore: pointer to a %s at %p that is not in the store: %w", n.target.name, p, ErrDangling)
+		return 0, fmt.Errorf("pointer to a %s that is not in the store (never created, or deleted): %w", n.target.name, ErrDangling)
 	}
 	e := s.ents.at(i)
 	if e.t != n.target {
-		return 0, fmt.Errorf("objstore: pointer to %s %d is typed *%s: %w", e.t.name, e.id, n.target.name, ErrDangling)
+		return 0, fmt.Errorf("pointer to %s %d is typed *%s: %w", e.t.name, e.id, n.target.name, ErrDangling)
 	}
 	if e.flags&fPendingDelete != 0 {
-		return 0, fmt.Errorf("objstore: pointer to %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
+		return 0, fmt.Errorf("pointer to %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
 	}
-	s.refsTo = append(s.refsTo, i)
+	if s.noteRefs {
+		s.refsTo = append(s.refsTo, i)
+	}
 	return e.id, nil
 }
 
@@ -448,15 +454,17 @@ func (s *Store) interiorRef(n *node, p unsafe.Pointer, path []uint32) (uint64, [
 		}
 		path, ok := pathTo(e.t.root, a-base, n.elem.rt, path)
 		if !ok {
-			return 0, nil, fmt.Errorf("objstore: pointer into %s %d at offset %d is not a replicated %v: %w", e.t.name, e.id, a-base, n.elem.rt, ErrDangling)
+			return 0, nil, fmt.Errorf("pointer into %s %d at offset %d is not a replicated %v: %w", e.t.name, e.id, a-base, n.elem.rt, ErrDangling)
 		}
 		if e.flags&fPendingDelete != 0 {
-			return 0, nil, fmt.Errorf("objstore: pointer into %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
+			return 0, nil, fmt.Errorf("pointer into %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
 		}
-		s.refsTo = append(s.refsTo, i)
+		if s.noteRefs {
+			s.refsTo = append(s.refsTo, i)
+		}
 		return e.id, path, nil
 	}
-	return 0, nil, fmt.Errorf("objstore: pointer %p is not inside any %s in the store: %w", p, n.target.name, ErrDangling)
+	return 0, nil, fmt.Errorf("pointer into a %s that is not in the store (never created, or deleted): %w", n.target.name, ErrDangling)
 }
 
 // Get returns the object with the given ID. On a standby, read it only inside

@@ -226,7 +226,9 @@ func (t Txn) Message(msg any) error {
 	b := append(s.pre, recMessage)
 	b = binary.AppendUvarint(b, t.id)
 	b = binary.AppendUvarint(b, uint64(ti.id))
+	s.noteRefs = true
 	b, err = encodeValue(ti.root, b, p, s)
+	s.noteRefs = false
 	if err == nil && len(b) > s.cfg.MaxTxnBytes {
 		err = fmt.Errorf("%d bytes, limit %d: %w", len(b), s.cfg.MaxTxnBytes, ErrTxnTooLarge)
 	}
@@ -450,10 +452,11 @@ func (s *Store) encodeTxn(txn uint64) error {
 			return err
 		}
 	}
-	// A pointer encoded before its target's Delete in the same transaction.
+	// A message's pointer, encoded before its target's Delete in the same
+	// transaction (records encoded here saw every Delete already).
 	for _, i := range s.refsTo {
 		if e := s.ents.at(i); e.flags&fPendingDelete != 0 {
-			return fmt.Errorf("objstore: pointer to %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
+			return s.messageRefError(e)
 		}
 	}
 	if len(s.ends) == 0 {
@@ -467,6 +470,25 @@ func (s *Store) encodeTxn(txn uint64) error {
 	s.recs = binary.AppendUvarint(s.recs, uint64(len(s.ends)))
 	s.ends = append(s.ends, len(s.recs))
 	return nil
+}
+
+// messageRefError reports the message of the open transaction that points
+// at e, which the transaction deletes, naming the field.
+func (s *Store) messageRefError(e *entry) error {
+	k := 0
+	for _, o := range s.ops {
+		if o.kind != opMessage {
+			continue
+		}
+		k++
+		d := decoder{b: s.pre[o.pre:o.end], pos: 1}
+		d.uvarint()
+		mt := s.reg.types[d.uvarint()-1]
+		if path, ok := refPath(mt.root, &d, e.id); ok {
+			return fmt.Errorf("message %d (%s): field %s: pointer to %s %d, deleted in this transaction: %w", k, mt.name, path, e.t.name, e.id, ErrDangling)
+		}
+	}
+	return fmt.Errorf("a message: pointer to %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
 }
 
 func (s *Store) syncEntry(txn uint64, i int32) error {
@@ -561,7 +583,7 @@ func (s *Store) encodeUpdate(txn uint64, i int32) error {
 		b = binary.AppendUvarint(b, uint64(k))
 		if b, err = encodeValue(f.n, b, add(e.ptr, f.off), s); err != nil {
 			s.recs = b[:start]
-			return fmt.Errorf("update %s %d: field %s: %w", t.name, e.id, f.name, err)
+			return fmt.Errorf("update %s %d: %w", t.name, e.id, atStep(err, f.name))
 		}
 	}
 	s.recs = b
