@@ -287,8 +287,14 @@ func (l *AFPacketLink) setupRing(mtu, size int, filter []bpf.RawInstruction) err
 	return nil
 }
 
-// dropAll is a BPF program that accepts nothing: "ret #0".
-var dropAll = []bpf.RawInstruction{{Op: 0x06, K: 0}}
+// dropAll is a BPF program that accepts nothing.
+var dropAll = func() []bpf.RawInstruction {
+	raw, err := bpf.Assemble([]bpf.Instruction{bpf.RetConstant{Val: 0}})
+	if err != nil {
+		panic("l2transport: assemble the drop-all BPF program: " + err.Error()) // a constant program
+	}
+	return raw
+}()
 
 // setBuffer sets a socket buffer size with the FORCE option, which needs
 // CAP_NET_ADMIN, falling back to the plain one, capped by net.core.[rw]mem_max.

@@ -105,9 +105,6 @@ func totalLen(bufs [][]byte) uint64 {
 // msgLen is the byte count the kernel reported for message i of the last call.
 func (o *mmsgOp) msgLen(i int) int { return int(o.msgs[i].Len) }
 
-// msgFlags are the msg_flags the kernel reported for message i (MSG_TRUNC...).
-func (o *mmsgOp) msgFlags(i int) int { return int(o.msgs[i].Hdr.Flags) }
-
 // do transfers up to n messages, waiting until at least one can move. It
 // returns how many moved and, separately, the errno of a failed syscall (the
 // kernel reports an error only when the first message fails); err is a wait
