@@ -82,3 +82,111 @@ func TestBadPointerNamesObjectAndField(t *testing.T) {
 		t.Fatalf("standby differs:\n got %s\nwant %s", got, want)
 	}
 }
+
+// TestWithdrawWithRoutes: deleting a next hop and the routes through it in
+// one transaction commits, whatever the routes were repointed to first and
+// in whichever order the deletes come; an object the transaction deletes is
+// sent as its Delete only, and one it also created not at all.
+func TestWithdrawWithRoutes(t *testing.T) {
+	type fixture struct {
+		p      *pair
+		p1, p2 *NextHop
+		r      *Route
+		g      *Group
+		ids    map[any]uint64
+	}
+	setup := func(t *testing.T) *fixture {
+		f := &fixture{p: newPair(t, 0), p1: &NextHop{Iface: "p1"}, p2: &NextHop{Iface: "p2"}, ids: map[any]uint64{}}
+		f.r = &Route{NextHop: f.p1, Metric: 1}
+		var err error
+		if f.g, err = f.p.act.NewGroup("vrf", ""); err != nil {
+			t.Fatal(err)
+		}
+		tx, _ := f.p.act.Begin()
+		f.ids[f.p1], _ = tx.Create(f.p1)
+		f.ids[f.p2], _ = tx.Create(f.p2)
+		f.ids[f.r], _ = tx.CreateIn(f.g, f.r)
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+		return f
+	}
+	check := func(t *testing.T, f *fixture, tx Txn, want string) {
+		t.Helper()
+		start := len(f.p.recs)
+		if err := tx.Commit(); err != nil {
+			t.Fatalf("commit: %v", err)
+		}
+		if got := strings.Join(summarize(t, f.p.act.reg, f.p.recs[start:]), "; "); got != want {
+			t.Errorf("records %q, want %q", got, want)
+		}
+		if got, want := dump(f.p.sby), dump(f.p.act); got != want {
+			t.Fatalf("standby differs:\n got %s\nwant %s", got, want)
+		}
+		if _, err := f.p.act.Snapshot(); err != nil {
+			t.Fatalf("snapshot after the commit: %v", err)
+		}
+	}
+	for _, c := range []struct {
+		name string
+		run  func(f *fixture, tx Txn)
+		want string // %[1]d: p1, %[2]d: p2, %[3]d: r
+	}{
+		{"update, delete route, delete hop", func(f *fixture, tx Txn) {
+			f.r.NextHop = f.p2
+			_ = tx.Update(f.r)
+			_ = tx.Delete(f.r)
+			_ = tx.Delete(f.p2)
+		}, "delete Route %[3]d; delete NextHop %[2]d; commit 2"},
+		{"update, delete hop, delete route", func(f *fixture, tx Txn) {
+			f.r.NextHop = f.p2
+			_ = tx.Update(f.r)
+			_ = tx.Delete(f.p2)
+			_ = tx.Delete(f.r)
+		}, "delete NextHop %[2]d; delete Route %[3]d; commit 2"},
+		{"update, delete group, delete hop", func(f *fixture, tx Txn) {
+			f.r.NextHop = f.p2
+			_ = tx.Update(f.r)
+			_ = tx.DeleteGroup(f.g)
+			_ = tx.Delete(f.p2)
+		}, "deletegroup 1; delete NextHop %[2]d; commit 2"},
+		{"delete hop, delete group", func(f *fixture, tx Txn) {
+			_ = tx.Delete(f.p1)
+			_ = tx.DeleteGroup(f.g)
+		}, "delete NextHop %[1]d; deletegroup 1; commit 2"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			f := setup(t)
+			tx, _ := f.p.act.Begin()
+			c.run(f, tx)
+			check(t, f, tx, fmt.Sprintf(c.want, f.ids[f.p1], f.ids[f.p2], f.ids[f.r]))
+			if f.p.act.Len() != 1 {
+				t.Fatalf("active holds %d objects, want 1", f.p.act.Len())
+			}
+		})
+	}
+	t.Run("created and deleted", func(t *testing.T) {
+		f := setup(t)
+		tx, _ := f.p.act.Begin()
+		p3 := &NextHop{Iface: "p3"}
+		r2 := &Route{NextHop: p3}
+		_, _ = tx.Create(p3)
+		_, _ = tx.CreateIn(f.g, r2)
+		_ = tx.Delete(r2)
+		_ = tx.Delete(p3)
+		check(t, f, tx, "")
+		if f.p.act.Len() != 3 || f.p.act.Seq() != 1 {
+			t.Fatalf("active holds %d objects at seq %d", f.p.act.Len(), f.p.act.Seq())
+		}
+	})
+	t.Run("created, then its group deleted", func(t *testing.T) {
+		f := setup(t)
+		tx, _ := f.p.act.Begin()
+		p3 := &NextHop{Iface: "p3"}
+		_, _ = tx.Create(p3)
+		_, _ = tx.CreateIn(f.g, &Route{NextHop: p3})
+		_ = tx.DeleteGroup(f.g)
+		_ = tx.Delete(p3)
+		check(t, f, tx, "deletegroup 1; commit 2")
+	})
+}

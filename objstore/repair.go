@@ -66,8 +66,8 @@ func (t Txn) Repair(recs [][]byte, skip func(id uint64) bool) (int, error) {
 // encodeResend encodes an opResend: the object whole, from its shadow.
 func (s *Store) encodeResend(txn uint64, o *op) error {
 	e := s.ents.at(o.ent)
-	if e.flags&fLive == 0 || e.shadow == nil {
-		return nil
+	if e.flags&fLive == 0 || e.flags&fPendingDelete != 0 || e.shadow == nil {
+		return nil // deleted by this transaction, which sends the Delete
 	}
 	s.announceSchemas()
 	var err error

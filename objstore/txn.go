@@ -144,7 +144,10 @@ func (t Txn) Update(obj any) error {
 	return nil
 }
 
-// Delete removes obj from the store.
+// Delete removes obj from the store. The peer gets only the Delete: an
+// Update of obj earlier in the transaction is not sent (nor checked for
+// dangling pointers), and of an object the transaction created nothing is
+// sent at all.
 func (t Txn) Delete(obj any) error {
 	i, err := t.lookup("delete", obj)
 	if err != nil {
@@ -162,7 +165,8 @@ func (t Txn) Delete(obj any) error {
 	return nil
 }
 
-// DeleteGroup deletes every object of g, as one record.
+// DeleteGroup deletes every object of g, as one record; as with Delete, the
+// members get no other record in this transaction.
 func (t Txn) DeleteGroup(g *Group) error {
 	if err := t.check("delete group"); err != nil {
 		return err
@@ -407,16 +411,27 @@ func (s *Store) encodeTxn(txn uint64) error {
 		s.recs = appendString(s.recs, s.coord.part)
 		s.ends = append(s.ends, len(s.recs))
 	}
+	// An object this transaction deletes gets no record but its Delete: the
+	// standby needs nothing else to remove it, and the pointers in a state
+	// that never commits cannot dangle. One it also created gets no record
+	// at all (the standby never hears of it).
 	var err error
 	for k := range s.ops {
 		o := &s.ops[k]
 		switch o.kind {
 		case opCreate:
-			err = s.encodeCreate(txn, o.ent)
+			if s.ents.at(o.ent).flags&fPendingDelete == 0 {
+				err = s.encodeCreate(txn, o.ent)
+			}
 		case opUpdate:
-			err = s.encodeUpdate(txn, o.ent)
+			if s.ents.at(o.ent).flags&fPendingDelete == 0 {
+				err = s.encodeUpdate(txn, o.ent)
+			}
 		case opDelete:
 			e := s.ents.at(o.ent)
+			if e.flags&fPendingCreate != 0 {
+				break
+			}
 			s.recs = append(s.recs, recDelete)
 			s.recs = binary.AppendUvarint(s.recs, txn)
 			s.recs = binary.AppendUvarint(s.recs, e.id)
