@@ -412,6 +412,12 @@ func (s *Store) Promote() ([][]byte, error) {
 			maxID = max(maxID, e.id)
 		}
 	}
+	// Every shadow's pointers are counted once all objects are indexed.
+	for i := range int32(s.ents.len()) {
+		if s.ents.at(i).flags&fLive != 0 {
+			s.countShadow(i, refAdd)
+		}
+	}
 	for id := range s.groups {
 		s.nextGrp = max(s.nextGrp, id)
 	}

@@ -35,6 +35,10 @@
 // Commit cost depends on what changed, not on the store's size: Update looks
 // the object up in an open-addressing address index, diffs it against its
 // shadow and encodes the changed fields; nothing walks the store except Sync.
+// A Delete of an object committed objects still point to is refused; the
+// active knows it without a scan because it counts, per object, the
+// pointers to it that the shadows hold, and the counts change only with the
+// pointer fields a commit copies into the shadows (refcount.go).
 //
 // Pointers travel as object IDs, and pointers into another object (a field,
 // or an element of an array field, of an object of the type named by the

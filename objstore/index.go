@@ -127,11 +127,14 @@ type ptrIndex struct {
 
 // A slot also carries the object's shadow, so that an update can start
 // fetching the shadow while it fetches the entry: on a store much larger
-// than the CPU cache that is one DRAM round trip fewer per commit.
+// than the CPU cache that is one DRAM round trip fewer per commit. refs, in
+// what would otherwise be the slot's padding, counts the committed pointers
+// to the object (refcount.go).
 type ptrSlot struct {
 	key    uintptr
 	shadow unsafe.Pointer
 	val    int32
+	refs   int32
 }
 
 func newPtrIndex(hint int) *ptrIndex {
@@ -153,10 +156,17 @@ func (x *ptrIndex) resize(size int) {
 		x.shift--
 	}
 	x.n = 0
+	mask := len(x.slots) - 1
 	for _, s := range old {
-		if s.key != 0 {
-			x.setKey(s.key, s.val, s.shadow)
+		if s.key == 0 {
+			continue
 		}
+		i := x.home(s.key)
+		for x.slots[i].key != 0 {
+			i = (i + 1) & mask
+		}
+		x.slots[i] = s
+		x.n++
 	}
 }
 
@@ -197,10 +207,7 @@ func (x *ptrIndex) set(p unsafe.Pointer, v int32) {
 	if (x.n+1)*2 > len(x.slots) {
 		x.resize(len(x.slots) * 2)
 	}
-	x.setKey(uintptr(p), v, nil)
-}
-
-func (x *ptrIndex) setKey(k uintptr, v int32, sh unsafe.Pointer) {
+	k := uintptr(p)
 	mask := len(x.slots) - 1
 	for i := x.home(k); ; i = (i + 1) & mask {
 		s := &x.slots[i]
@@ -209,7 +216,7 @@ func (x *ptrIndex) setKey(k uintptr, v int32, sh unsafe.Pointer) {
 			return
 		}
 		if s.key == 0 {
-			*s = ptrSlot{k, sh, v}
+			*s = ptrSlot{key: k, val: v}
 			x.n++
 			return
 		}

@@ -29,7 +29,7 @@ func (s *Store) Leaks() []Leak {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
 	x := s.newAddrIndex()
-	w := leakWalk{s: s, x: x, seen: make([]bool, s.ents.len()), refs: map[*node]bool{}}
+	w := leakWalk{s: s, x: x, seen: make([]bool, s.ents.len())}
 	for i := range int32(s.ents.len()) {
 		e := s.ents.at(i)
 		if s.committed(e) && (e.flags&fStatic != 0 || e.group != 0) {
@@ -69,7 +69,6 @@ type leakWalk struct {
 	x     *addrIndex
 	seen  []bool
 	stack []int32
-	refs  map[*node]bool // memo: can a value of this type hold a pointer?
 }
 
 func (w *leakWalk) reach(i int32) {
@@ -79,36 +78,9 @@ func (w *leakWalk) reach(i int32) {
 	}
 }
 
-// hasRefs reports whether a value of type n can hold a KindRef or
-// KindInterior pointer, so the walk skips everything else (route
-// communities, strings) without looking.
-func (w *leakWalk) hasRefs(n *node) bool {
-	if v, ok := w.refs[n]; ok {
-		return v
-	}
-	var v bool
-	switch n.kind {
-	case KindRef, KindInterior:
-		v = true
-	case KindArray, KindSlice:
-		v = w.hasRefs(n.elem)
-	case KindMap:
-		v = w.hasRefs(n.key) || w.hasRefs(n.elem)
-	case KindStruct:
-		for _, f := range n.fields {
-			if w.hasRefs(f.n) {
-				v = true
-				break
-			}
-		}
-	}
-	w.refs[n] = v
-	return v
-}
-
 // value marks the objects that the value of type n at p points to.
 func (w *leakWalk) value(n *node, p unsafe.Pointer) {
-	if !w.hasRefs(n) {
+	if !n.hasRefs {
 		return
 	}
 	switch n.kind {

@@ -371,6 +371,7 @@ func TestPropertyRandomStreams(t *testing.T) {
 					t.Fatalf("txn %d: standby differs from active:\nactive:\n%s\nstandby:\n%s", i, act, sby)
 				}
 				w.commits = append(w.commits, snapshot{records: len(w.p.recs), dump: act})
+				checkRefCounts(t, w.p.act)
 			}
 			if !slices.Equal(w.msgs, w.got) {
 				t.Fatalf("messages: sent %v, received %v", w.msgs, w.got)
@@ -492,4 +493,5 @@ func (w *world) checkPromote(t *testing.T) {
 	if a, b := dump(old), dump(third); a != b {
 		t.Fatalf("after promotion and commit, replica differs:\n%s\n%s", a, b)
 	}
+	checkRefCounts(t, old)
 }

@@ -96,6 +96,9 @@ type node struct {
 	raw    bool
 	spans  []span
 	hasPtr bool // memory holds Go pointers: copies must be typed (write barriers)
+	// hasRefs: a value can hold a KindRef or KindInterior pointer, so the
+	// walks that follow pointers (leak check, incoming counts) look inside.
+	hasRefs bool
 
 	elem   *node // array, slice, map value, interior pointee
 	key    *node // map key
@@ -134,6 +137,7 @@ type typeInfo struct {
 	schema     *Schema
 	schemaEnc  []byte
 	interiorOf bool // some interior pointer targets this type: keep an address index
+	refTarget  bool // some pointer (to it, or into it) can target this type
 }
 
 type run struct {
@@ -253,6 +257,15 @@ func (r *Registry) Seal() error {
 		n.pending = false
 	}
 	r.refs = nil
+	memo := map[*node]bool{}
+	for _, t := range r.types {
+		markRefs(t.root, memo)
+	}
+	for id, target := range refTargets(r) {
+		if target {
+			r.types[id-1].refTarget = true
+		}
+	}
 	for _, t := range r.types {
 		t.schema = &Schema{Name: t.name, Root: describe(t.root)}
 		t.schemaEnc = t.schema.AppendBinary(nil)
@@ -278,6 +291,33 @@ func (r *Registry) Names() []string {
 		out[i] = t.name
 	}
 	return out
+}
+
+// markRefs sets n.hasRefs, and that of every node below n.
+func markRefs(n *node, memo map[*node]bool) bool {
+	if n == nil {
+		return false
+	}
+	if v, ok := memo[n]; ok {
+		return v
+	}
+	memo[n] = false
+	var v bool
+	switch n.kind {
+	case KindRef, KindInterior:
+		v = true
+	case KindArray, KindSlice:
+		v = markRefs(n.elem, memo)
+	case KindMap:
+		v = markRefs(n.key, memo)
+		v = markRefs(n.elem, memo) || v
+	case KindStruct:
+		for _, f := range n.fields {
+			v = markRefs(f.n, memo) || v
+		}
+	}
+	memo[n], n.hasRefs = v, v
+	return v
 }
 
 func containsType(n *node, rt reflect.Type, seen map[*node]bool) bool {

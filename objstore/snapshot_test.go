@@ -28,33 +28,44 @@ func freshStandby(t *testing.T, recs [][]byte, statics map[string]any) *Store {
 	return s
 }
 
-// TestSnapshotSurvivesDanglingPointer: deleting an object that an untouched
-// object still points at commits (a delete does not search for referrers),
-// and a snapshot afterwards must still go out, sending that pointer as nil
-// and saying so, or the standby could never be resynced again.
+// TestSnapshotSurvivesDanglingPointer: a committed object can no longer be
+// left pointing at a deleted one (TestDeleteOfPointedToObject), but a
+// standby fed by an older active may hold such a pointer, and after its
+// promotion its snapshots must still go out, sending that pointer as nil and
+// saying so, or its own standby could never be synced.
 func TestSnapshotSurvivesDanglingPointer(t *testing.T) {
 	p := newPair(t, 0)
 	hop := &NextHop{Iface: "e1"}
 	r := &Route{NextHop: hop, Metric: 7}
 	tx, _ := p.act.Begin()
-	_, _ = tx.Create(hop)
+	hid, _ := tx.Create(hop)
 	rid, _ := tx.Create(r)
 	if err := tx.Commit(); err != nil {
 		t.Fatal(err)
 	}
-	tx, _ = p.act.Begin()
-	_ = tx.Delete(hop)
-	if err := tx.Commit(); err != nil {
+	// What an active that did not count pointers sent for the Delete.
+	const txn = 1000
+	for _, rec := range [][]byte{
+		rec(recDelete, txn, hid, int(p.act.reg.byName["NextHop"].id)),
+		rec(recCommit, txn, int(p.act.Seq())+1, 1),
+	} {
+		if err := p.sby.Apply(rec); err != nil {
+			t.Fatal(err)
+		}
+	}
+	promoted := p.sby
+	if _, err := promoted.Promote(); err != nil {
 		t.Fatal(err)
 	}
-	start := len(p.recs)
-	if _, err := p.act.Snapshot(); err != nil {
+	var recs [][]byte
+	promoted.cfg.Sink = SinkFunc(func(b []byte) error { recs = append(recs, append([]byte(nil), b...)); return nil })
+	if _, err := promoted.Snapshot(); err != nil {
 		t.Fatalf("snapshot with a dangling pointer: %v", err)
 	}
-	if n := p.act.SnapshotDangling(); n != 1 {
+	if n := promoted.SnapshotDangling(); n != 1 {
 		t.Fatalf("SnapshotDangling = %d, want 1", n)
 	}
-	s := freshStandby(t, p.recs[start:], nil)
+	s := freshStandby(t, recs, nil)
 	got, ok := s.Get(rid)
 	if !ok || got.(*Route).NextHop != nil || got.(*Route).Metric != 7 || s.Len() != 1 {
 		t.Fatalf("standby after the snapshot: %+v (%d objects)", got, s.Len())

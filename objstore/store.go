@@ -67,6 +67,7 @@ const (
 	fPendingDelete // deleted by the open transaction
 	fStale         // shadow unknown: the next diff sends every field
 	fEncoded       // encoded by the transaction being committed
+	fTallied       // checkDeletes: this deleted object's pointers are tallied
 )
 
 // entry is the store's bookkeeping for one object. Entries live by value in a
@@ -155,7 +156,11 @@ type Store struct {
 	// Records encoded at commit check their targets as they go.
 	refsTo   []int32
 	noteRefs bool // encoding a message: refID and interiorRef fill refsTo
-	newGrps  []uint32
+	// checkDeletes scratch: deleted objects still pointed to, and the
+	// pointers to them the transaction removes (refcount.go).
+	doomed  []int32
+	tally   map[int32]int32
+	newGrps []uint32
 
 	// Standby side.
 	peerTypes  map[uint64]*peerType // by the peer's type ID
@@ -290,6 +295,7 @@ func (s *Store) RegisterStatic(name string, obj any) error {
 	if s.active {
 		s.ents.at(i).shadow = newShadow(t, p)
 		s.byPtr.setShadow(p, s.ents.at(i).shadow)
+		s.countShadow(i, refAdd)
 	}
 	return nil
 }
@@ -446,25 +452,23 @@ func (s *Store) refID(n *node, p unsafe.Pointer) (uint64, error) {
 // interiorRef maps a pointer into an object to (ID, path) (refMapper).
 func (s *Store) interiorRef(n *node, p unsafe.Pointer, path []uint32) (uint64, []uint32, error) {
 	a := uintptr(p)
-	for _, i := range s.pages[a>>pageShift] {
-		e := s.ents.at(i)
-		base := uintptr(e.ptr)
-		if e.t != n.target || a < base || a >= base+e.t.rt.Size() {
-			continue
-		}
-		path, ok := pathTo(e.t.root, a-base, n.elem.rt, path)
-		if !ok {
-			return 0, nil, fmt.Errorf("pointer into %s %d at offset %d is not a replicated %v: %w", e.t.name, e.id, a-base, n.elem.rt, ErrDangling)
-		}
-		if e.flags&fPendingDelete != 0 {
-			return 0, nil, fmt.Errorf("pointer into %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
-		}
-		if s.noteRefs {
-			s.refsTo = append(s.refsTo, i)
-		}
-		return e.id, path, nil
+	i, ok := s.containing(a, n.target)
+	if !ok {
+		return 0, nil, fmt.Errorf("pointer into a %s that is not in the store (never created, or deleted): %w", n.target.name, ErrDangling)
 	}
-	return 0, nil, fmt.Errorf("pointer into a %s that is not in the store (never created, or deleted): %w", n.target.name, ErrDangling)
+	e := s.ents.at(i)
+	off := a - uintptr(e.ptr)
+	path, ok = pathTo(e.t.root, off, n.elem.rt, path)
+	if !ok {
+		return 0, nil, fmt.Errorf("pointer into %s %d at offset %d is not a replicated %v: %w", e.t.name, e.id, off, n.elem.rt, ErrDangling)
+	}
+	if e.flags&fPendingDelete != 0 {
+		return 0, nil, fmt.Errorf("pointer into %s %d, deleted in this transaction: %w", e.t.name, e.id, ErrDangling)
+	}
+	if s.noteRefs {
+		s.refsTo = append(s.refsTo, i)
+	}
+	return e.id, path, nil
 }
 
 // Get returns the object with the given ID. On a standby, read it only inside

@@ -467,6 +467,9 @@ func (s *Store) encodeTxn(txn uint64) error {
 			return err
 		}
 	}
+	if err := s.checkDeletes(); err != nil {
+		return err
+	}
 	// A message's pointer, encoded before its target's Delete in the same
 	// transaction (records encoded here saw every Delete already).
 	for _, i := range s.refsTo {
@@ -529,9 +532,11 @@ func (s *Store) encodeCreate(txn uint64, i int32) error {
 	s.recs = b
 	s.ends = append(s.ends, len(b))
 	if e.shadow == nil {
-		// A new entry: a failed commit removes it, shadow and all.
+		// A new entry: a failed commit removes it, shadow and all. Its
+		// pointers are counted once it commits.
 		e.shadow = newShadow(t, e.ptr)
 		s.byPtr.setShadow(e.ptr, e.shadow)
+		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: fieldFresh})
 	} else {
 		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: -1})
 	}
@@ -541,22 +546,36 @@ func (s *Store) encodeCreate(txn uint64, i int32) error {
 }
 
 // shadowCopy is a deferred shadow write: one top-level field of entry ent,
-// or the whole object if field is -1.
+// or the whole object if field is -1; fieldFresh marks a shadow made by
+// this transaction, whose pointers are counted at commit.
 type shadowCopy struct {
 	ent   int32
 	field int
 }
 
-// commitShadows makes the shadows hold what the transaction just encoded.
+const fieldFresh = -2
+
+// commitShadows makes the shadows hold what the transaction just encoded,
+// and the incoming pointer counts follow (refcount.go).
 func (s *Store) commitShadows() {
 	for _, c := range s.shadowCopies {
 		e := s.ents.at(c.ent)
-		if c.field < 0 {
-			copyValue(e.t.root, e.shadow, e.ptr)
+		n, dst, src := e.t.root, e.shadow, e.ptr
+		switch {
+		case c.field == fieldFresh:
+			s.countShadow(c.ent, refAdd)
 			continue
+		case c.field >= 0:
+			f := e.t.root.fields[c.field]
+			n, dst, src = f.n, add(dst, f.off), add(src, f.off)
 		}
-		f := e.t.root.fields[c.field]
-		copyValue(f.n, add(e.shadow, f.off), add(e.ptr, f.off))
+		if n.hasRefs {
+			s.walkRefs(n, dst, refSub)
+		}
+		copyValue(n, dst, src)
+		if n.hasRefs {
+			s.walkRefs(n, dst, refAdd)
+		}
 	}
 	s.shadowCopies = s.shadowCopies[:0]
 }
@@ -684,6 +703,7 @@ func (s *Store) finish() {
 			s.ents.at(o.ent).flags &^= fPendingCreate
 		case opDelete:
 			if s.ents.at(o.ent).flags&fLive != 0 {
+				s.countShadow(o.ent, refSub)
 				s.remove(o.ent)
 			}
 		case opDeleteGroup:
@@ -692,6 +712,7 @@ func (s *Store) finish() {
 			for i := o.g.head; i >= 0; {
 				next := s.ents.at(i).gnext
 				if s.ents.at(i).flags&fPendingDelete != 0 {
+					s.countShadow(i, refSub)
 					s.remove(i)
 				}
 				i = next
