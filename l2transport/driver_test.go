@@ -4,12 +4,13 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"hash/maphash"
 	"math/rand/v2"
 	"sync"
 	"testing"
 	"testing/synctest"
 	"time"
+
+	"github.com/swha/swha/l2transport/linktest"
 )
 
 func connConfig(node uint64) SessionConfig {
@@ -21,76 +22,64 @@ func connConfig(node uint64) SessionConfig {
 // TestConnOverFaultyMemLink runs two Conns over a lossy, reordering MemLink in
 // a synctest bubble: real goroutines and timers, fake time.
 func TestConnOverFaultyMemLink(t *testing.T) {
-	seed := testSeed(t)
-	n := 3000
-	if raceEnabled {
-		n = 600
-	}
-	synctest.Test(t, func(t *testing.T) {
-		f := Faults{Loss: 0.05, Duplicate: 0.02, Reorder: 0.02, Corrupt: 0.01, Delay: 200 * time.Microsecond, Jitter: 100 * time.Microsecond}
-		la, lb := NewMemPair(1500, f, f, seed)
-		rng := rand.New(rand.NewPCG(seed, 7))
-		want := make([]uint64, n)
-		msgs := make([][]byte, n)
-		for i := range msgs {
-			size := 1 + rng.IntN(200)
-			if rng.IntN(20) == 0 {
-				size = 1 + rng.IntN(100_000)
+	linktest.RunSeeds(t, nil, func(t *testing.T, seed uint64) {
+		n := 3000
+		if raceEnabled {
+			n = 600
+		}
+		synctest.Test(t, func(t *testing.T) {
+			f := Faults{Loss: 0.05, Duplicate: 0.02, Reorder: 0.02, Corrupt: 0.01, Delay: 200 * time.Microsecond, Jitter: 100 * time.Microsecond}
+			la, lb := NewMemPair(1500, f, f, seed)
+			rng := rand.New(rand.NewPCG(seed, 7))
+			msgs := make([][]byte, n)
+			for i := range msgs {
+				size := 1 + rng.IntN(200)
+				if rng.IntN(20) == 0 {
+					size = 1 + rng.IntN(100_000)
+				}
+				msgs[i] = make([]byte, size)
+				for j := range msgs[i] {
+					msgs[i][j] = byte(rng.Uint32())
+				}
 			}
-			msgs[i] = make([]byte, size)
-			for j := range msgs[i] {
-				msgs[i][j] = byte(rng.Uint32())
+			stream := linktest.NewStream(msgs, nil)
+			var events sync.Map
+			b, err := NewConn(lb, connConfig(2), WithHandler(func(m Message) { stream.Deliver(m.Data, m.TxnID) }),
+				WithEventHandler(func(ev Event) { events.Store(ev.Kind, true) }))
+			if err != nil {
+				t.Fatal(err)
 			}
-			want[i] = maphash.Bytes(hashSeed, msgs[i])
-		}
-		var got int
-		var mismatch error
-		done := make(chan struct{})
-		var events sync.Map
-		b, err := NewConn(lb, connConfig(2), WithHandler(func(m Message) {
-			if got < n && (maphash.Bytes(hashSeed, m.Data) != want[got] || m.TxnID != uint64(got)) && mismatch == nil {
-				mismatch = errors.New("message out of order or corrupted")
+			a, err := NewConn(la, connConfig(1))
+			if err != nil {
+				t.Fatal(err)
 			}
-			got++
-			if got == n {
-				close(done)
+			ctx := context.Background()
+			for i, m := range msgs {
+				if err := a.Send(ctx, m, uint64(i)); err != nil {
+					t.Fatalf("send %d: %v", i, err)
+				}
 			}
-		}), WithEventHandler(func(ev Event) { events.Store(ev.Kind, true) }))
-		if err != nil {
-			t.Fatal(err)
-		}
-		a, err := NewConn(la, connConfig(1))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ctx := context.Background()
-		for i, m := range msgs {
-			if err := a.Send(ctx, m, uint64(i)); err != nil {
-				t.Fatalf("send %d: %v", i, err)
+			select {
+			case <-stream.Done():
+			case <-time.After(5 * time.Minute): // fake time: a stall fails fast, with figures
+				t.Fatalf("seed %d: %d of %d delivered; A %+v; B %+v", seed, stream.Got(), n, a.Stats(), b.Stats())
 			}
-		}
-		select {
-		case <-done:
-		case <-time.After(5 * time.Minute):
-			t.Fatalf("seed %d: %d of %d delivered; A %+v; B %+v", seed, got, n, a.Stats(), b.Stats())
-		}
-		if mismatch != nil {
-			t.Fatalf("seed %d: %v", seed, mismatch)
-		}
-		if _, ok := events.Load(EventEstablished); !ok {
-			t.Error("no Established event")
-		}
-		st := a.Stats()
-		ls := la.Stats()
-		t.Logf("A: %d frames, %d retransmits, SRTT %v; link: lost %d dup %d corrupt %d reordered %d", st.FramesSent, st.Retransmits, st.SRTT, ls.Lost, ls.Duplicated, ls.Corrupted, ls.Reordered)
-		if ls.Lost == 0 || st.Retransmits == 0 {
-			t.Error("faults were configured but nothing was lost or retransmitted")
-		}
-		a.Close()
-		b.Close()
-		if err := a.Send(ctx, []byte("x"), 0); !errors.Is(err, ErrConnClosed) {
-			t.Errorf("Send after Close: %v", err)
-		}
+			b.Close()
+			stream.Check(t)
+			if _, ok := events.Load(EventEstablished); !ok {
+				t.Error("no Established event")
+			}
+			st := a.Stats()
+			ls := la.Stats()
+			t.Logf("A: %d frames, %d retransmits, SRTT %v; link: lost %d dup %d corrupt %d reordered %d", st.FramesSent, st.Retransmits, st.SRTT, ls.Lost, ls.Duplicated, ls.Corrupted, ls.Reordered)
+			if ls.Lost == 0 || st.Retransmits == 0 {
+				t.Error("faults were configured but nothing was lost or retransmitted")
+			}
+			a.Close()
+			if err := a.Send(ctx, []byte("x"), 0); !errors.Is(err, ErrConnClosed) {
+				t.Errorf("Send after Close: %v", err)
+			}
+		})
 	})
 }
 
@@ -166,12 +155,6 @@ func TestMemLink(t *testing.T) {
 		if st := b.Stats(); st.RingDrops != 2 || st.Received != 4 {
 			t.Errorf("stats %+v, want 2 ring drops and 4 received", st)
 		}
-		// Deadline.
-		b.SetReadDeadline(time.Now().Add(5 * time.Millisecond))
-		if _, err := b.ReadBatch(pkts); !errors.Is(err, errMemDeadline) {
-			t.Errorf("read past deadline: %v", err)
-		}
-		b.SetReadDeadline(time.Time{})
 		// Oversize.
 		if _, err := a.WriteBatch([][]byte{make([]byte, 101)}); !errors.Is(err, ErrPDUTooLarge) {
 			t.Errorf("oversize write: %v", err)
@@ -183,20 +166,7 @@ func TestMemLink(t *testing.T) {
 			t.Errorf("partition drops %d", st.PartitionDrops)
 		}
 		a.SetPartitioned(false)
-		// Close unblocks a reader.
-		errc := make(chan error)
-		go func() {
-			_, err := b.ReadBatch(pkts)
-			errc <- err
-		}()
-		synctest.Wait()
-		b.Close()
-		if err := <-errc; !errors.Is(err, ErrClosed) {
-			t.Errorf("read after close: %v", err)
-		}
-		if _, err := b.WriteBatch([][]byte{buf}); !errors.Is(err, ErrClosed) {
-			t.Errorf("write after close: %v", err)
-		}
+		linktest.DeadlineAndClose(t, b, pkts, buf, ErrClosed)
 		a.Close()
 	})
 }

@@ -74,6 +74,10 @@ func (m *FaultModel) SetFaults(f Faults) { m.f = f }
 // SetPartitioned cuts (true) or heals (false) this direction.
 func (m *FaultModel) SetPartitioned(p bool) { m.f.Partitioned = p }
 
+// drained tells the model that every frame it delayed has been delivered
+// early (FaultyLink.Flush): later frames need not queue behind them.
+func (m *FaultModel) drained() { m.busyUntil, m.lastDue = time.Time{}, time.Time{} }
+
 // Decide returns what happens to a frame of size bytes sent at now.
 func (m *FaultModel) Decide(now time.Time, size int) Decision {
 	d := Decision{CorruptAt: -1}

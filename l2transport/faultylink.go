@@ -289,6 +289,33 @@ func (l *FaultyLink) fire() {
 	l.armTimer(now)
 }
 
+// Flush writes every held frame to the inner link now, in due order, without
+// waiting for its due time, and later frames no longer queue behind them.
+// With the faults cleared first (SetFaults), a test uses it to know that
+// nothing written so far can arrive after what it writes next: the inner
+// link then decides the order alone.
+func (l *FaultyLink) Flush() error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.closed {
+		return ErrClosed
+	}
+	l.out = l.out[:0]
+	l.takeAll()
+	l.fm.drained()
+	return l.flush()
+}
+
+// takeAll moves every held frame to l.out, in due order.
+func (l *FaultyLink) takeAll() {
+	for _, h := range l.held {
+		l.out = append(l.out, h.buf)
+		l.corrupt = append(l.corrupt, h.buf)
+	}
+	clear(l.held)
+	l.held = l.held[:0]
+}
+
 // Close implements Link: held frames are discarded and the inner link closed.
 func (l *FaultyLink) Close() error {
 	l.mu.Lock()

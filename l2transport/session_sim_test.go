@@ -3,39 +3,21 @@ package l2transport
 import (
 	"container/heap"
 	"encoding/binary"
-	"flag"
 	"fmt"
 	"hash/maphash"
 	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 	"time"
+
+	"github.com/swha/swha/l2transport/linktest"
 )
 
 // The simulation drives two Session cores with virtual time and the seeded fault
-// model, with no goroutines, so a failure replays exactly from its seed:
+// model, with no goroutines, so a failure replays exactly from its seed. Every
+// run covers fixed seeds and one random one (linktest.Seeds); to replay one:
 //
 //	go test ./l2transport/ -run TestSim/loss10 -seed=1234
 //	SWHA_SEED=1234 go test ./l2transport/ -run TestSim
-var seedFlag = flag.Uint64("seed", 0, "replay the simulations with this seed (0: pick one)")
-
-func testSeed(t testing.TB) uint64 {
-	t.Helper()
-	seed := *seedFlag
-	if v := os.Getenv("SWHA_SEED"); seed == 0 && v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			t.Fatalf("SWHA_SEED=%q: %v", v, err)
-		}
-		seed = n
-	}
-	if seed == 0 {
-		seed = rand.Uint64()
-	}
-	t.Logf("seed %d (replay with -seed=%d or SWHA_SEED=%d)", seed, seed, seed)
-	return seed
-}
 
 var simEpoch = time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC)
 
@@ -432,59 +414,60 @@ func TestSim(t *testing.T) {
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()
-			seed := testSeed(t)
-			sm := newSim(t, seed, simConfig{faults: sc.faults, messages: simMessages})
-			var silent, alive int
-			if sc.partTo > 0 {
-				from, to := simEpoch.Add(sc.partFrom), simEpoch.Add(sc.partTo)
-				sm.wakeAt = from
-				sm.minEnd = to.Add(time.Second) // long enough to see PeerAlive
-				sm.onStep = func(sm *sim) {
-					cut := !sm.now.Before(from) && sm.now.Before(to)
-					for _, n := range sm.nodes {
-						n.faults.SetPartitioned(cut)
-					}
-					switch {
-					case sm.now.Before(from):
-						sm.wakeAt = from
-					case cut:
-						sm.wakeAt = to
-					default:
-						sm.wakeAt = time.Time{}
-					}
-				}
-			}
-			start := time.Now()
-			sm.run()
-			for _, n := range sm.nodes {
-				for _, ev := range n.events {
-					switch ev.Kind {
-					case EventPeerSilent:
-						silent++
-					case EventPeerAlive:
-						alive++
-					case EventPeerRestarted:
-						t.Errorf("seed %d: unexpected %v", seed, ev.Kind)
+			linktest.RunSeeds(t, []uint64{1}, func(t *testing.T, seed uint64) {
+				sm := newSim(t, seed, simConfig{faults: sc.faults, messages: simMessages})
+				var silent, alive int
+				if sc.partTo > 0 {
+					from, to := simEpoch.Add(sc.partFrom), simEpoch.Add(sc.partTo)
+					sm.wakeAt = from
+					sm.minEnd = to.Add(time.Second) // long enough to see PeerAlive
+					sm.onStep = func(sm *sim) {
+						cut := !sm.now.Before(from) && sm.now.Before(to)
+						for _, n := range sm.nodes {
+							n.faults.SetPartitioned(cut)
+						}
+						switch {
+						case sm.now.Before(from):
+							sm.wakeAt = from
+						case cut:
+							sm.wakeAt = to
+						default:
+							sm.wakeAt = time.Time{}
+						}
 					}
 				}
-			}
-			if sc.partTo > 0 && (silent != 2 || alive != 2) {
-				t.Errorf("seed %d: partition of %v gave %d PeerSilent and %d PeerAlive events, want 2 and 2", seed, sc.partTo-sc.partFrom, silent, alive)
-			}
-			if sc.partTo == 0 && silent != 0 {
-				t.Errorf("seed %d: %d PeerSilent events without a partition", seed, silent)
-			}
-			a, b := sm.nodes[0].s.Stats(), sm.nodes[1].s.Stats()
-			var decodeErrs uint64
-			for i := range a.DecodeErrors {
-				decodeErrs += a.DecodeErrors[i] + b.DecodeErrors[i]
-			}
-			if sc.faults.Corrupt > 0 && decodeErrs == 0 {
-				t.Errorf("seed %d: corruption configured but no CRC errors counted", seed)
-			}
-			t.Logf("%s: %d+%d messages in %v virtual, %v real; A: sent %d frames, %d retransmits (%d fast), %d timeouts, SRTT %v RTO %v; B drops %v",
-				sc.name, sm.nodes[0].out.total, sm.nodes[1].out.total, sm.now.Sub(simEpoch), time.Since(start).Round(time.Millisecond),
-				a.FramesSent, a.Retransmits, a.FastRetransmits, a.Timeouts, a.SRTT, a.RTO, b.Drops)
+				start := time.Now()
+				sm.run()
+				for _, n := range sm.nodes {
+					for _, ev := range n.events {
+						switch ev.Kind {
+						case EventPeerSilent:
+							silent++
+						case EventPeerAlive:
+							alive++
+						case EventPeerRestarted:
+							t.Errorf("seed %d: unexpected %v", seed, ev.Kind)
+						}
+					}
+				}
+				if sc.partTo > 0 && (silent != 2 || alive != 2) {
+					t.Errorf("seed %d: partition of %v gave %d PeerSilent and %d PeerAlive events, want 2 and 2", seed, sc.partTo-sc.partFrom, silent, alive)
+				}
+				if sc.partTo == 0 && silent != 0 {
+					t.Errorf("seed %d: %d PeerSilent events without a partition", seed, silent)
+				}
+				a, b := sm.nodes[0].s.Stats(), sm.nodes[1].s.Stats()
+				var decodeErrs uint64
+				for i := range a.DecodeErrors {
+					decodeErrs += a.DecodeErrors[i] + b.DecodeErrors[i]
+				}
+				if sc.faults.Corrupt > 0 && decodeErrs == 0 {
+					t.Errorf("seed %d: corruption configured but no CRC errors counted", seed)
+				}
+				t.Logf("%s: %d+%d messages in %v virtual, %v real; A: sent %d frames, %d retransmits (%d fast), %d timeouts, SRTT %v RTO %v; B drops %v",
+					sc.name, sm.nodes[0].out.total, sm.nodes[1].out.total, sm.now.Sub(simEpoch), time.Since(start).Round(time.Millisecond),
+					a.FramesSent, a.Retransmits, a.FastRetransmits, a.Timeouts, a.SRTT, a.RTO, b.Drops)
+			})
 		})
 	}
 }

@@ -9,72 +9,74 @@ import (
 	"unsafe"
 
 	"github.com/swha/swha/frame"
+	"github.com/swha/swha/l2transport/linktest"
 )
 
 func TestPeerRestartMidStream(t *testing.T) {
-	seed := testSeed(t)
-	sm := newSim(t, seed, simConfig{
-		faults:   Faults{Loss: 0.05, Delay: 100 * time.Microsecond},
-		messages: simMessages / 2,
-		minSize:  8, // room for the generation stamp
+	linktest.RunSeeds(t, nil, func(t *testing.T, seed uint64) {
+		sm := newSim(t, seed, simConfig{
+			faults:   Faults{Loss: 0.05, Delay: 100 * time.Microsecond},
+			messages: simMessages / 2,
+			minSize:  8, // room for the generation stamp
+		})
+		var restartedAt time.Time
+		oldB := sm.nodes[1].s
+		sm.onStep = func(sm *sim) {
+			// Replace B once a good part of both streams has flowed, mid-stream.
+			if !restartedAt.IsZero() || sm.nodes[1].out.recvd < sm.nodes[1].out.total/4 {
+				return
+			}
+			restartedAt = sm.now
+			sm.minEnd = sm.now.Add(time.Second) // see the new stream established
+			cfg := oldB.cfg
+			cfg.Epoch++ // the next incarnation
+			s, err := NewSession(cfg)
+			if err != nil {
+				t.Fatal(err)
+			}
+			sm.nodes[1].s = s
+			sm.nodes[1].events = nil
+			// B's application restarts too: its messages form a new generation;
+			// A must see none of the old one after the reset.
+			sm.nodes[1].out.gen++
+			sm.nodes[1].out.havePend = false
+		}
+		sm.run()
+		if restartedAt.IsZero() {
+			t.Fatalf("seed %d: B was never restarted", seed)
+		}
+		var restarts []Event
+		for _, ev := range sm.nodes[0].events {
+			if ev.Kind == EventPeerRestarted {
+				restarts = append(restarts, ev)
+			}
+		}
+		if len(restarts) != 1 {
+			t.Fatalf("seed %d: A saw %d PeerRestarted events, want 1", seed, len(restarts))
+		}
+		ev := restarts[0]
+		if ev.OldPeerEpoch != oldB.cfg.Epoch || ev.PeerEpoch != oldB.cfg.Epoch+1 || ev.PeerNodeID != 2 {
+			t.Errorf("seed %d: event %+v, want epochs %d→%d from node 2", seed, ev, oldB.cfg.Epoch, oldB.cfg.Epoch+1)
+		}
+		if ev.At.Before(restartedAt) {
+			t.Errorf("seed %d: restart reported at %v, before it happened at %v", seed, ev.At, restartedAt)
+		}
+		for _, ev := range sm.nodes[1].events {
+			if ev.Kind == EventPeerRestarted {
+				t.Errorf("seed %d: new B saw %+v; it never knew the old stream", seed, ev)
+			}
+		}
+		a, b := sm.nodes[0].s.Stats(), sm.nodes[1].s.Stats()
+		if a.PeerRestarts != 1 || !a.Established || !b.Established {
+			t.Errorf("seed %d: A restarts %d established %v, B established %v", seed, a.PeerRestarts, a.Established, b.Established)
+		}
+		// Old-stream frames still in flight reached the new B; they must have been
+		// refused, not delivered.
+		if b.Drops[DropNotEstablished]+b.Drops[DropStaleStream]+b.Drops[DropStaleEpoch] == 0 && len(sm.q) == 0 {
+			t.Logf("seed %d: no old-stream frame reached the new B (possible, but rare)", seed)
+		}
+		t.Logf("A discarded %d messages (%d bytes, txns %v); B drops %v", ev.DiscardedMessages, ev.DiscardedBytes, ev.DiscardedTxns, b.Drops)
 	})
-	var restartedAt time.Time
-	oldB := sm.nodes[1].s
-	sm.onStep = func(sm *sim) {
-		// Replace B once a good part of both streams has flowed, mid-stream.
-		if !restartedAt.IsZero() || sm.nodes[1].out.recvd < sm.nodes[1].out.total/4 {
-			return
-		}
-		restartedAt = sm.now
-		sm.minEnd = sm.now.Add(time.Second) // see the new stream established
-		cfg := oldB.cfg
-		cfg.Epoch++ // the next incarnation
-		s, err := NewSession(cfg)
-		if err != nil {
-			t.Fatal(err)
-		}
-		sm.nodes[1].s = s
-		sm.nodes[1].events = nil
-		// B's application restarts too: its messages form a new generation;
-		// A must see none of the old one after the reset.
-		sm.nodes[1].out.gen++
-		sm.nodes[1].out.havePend = false
-	}
-	sm.run()
-	if restartedAt.IsZero() {
-		t.Fatalf("seed %d: B was never restarted", seed)
-	}
-	var restarts []Event
-	for _, ev := range sm.nodes[0].events {
-		if ev.Kind == EventPeerRestarted {
-			restarts = append(restarts, ev)
-		}
-	}
-	if len(restarts) != 1 {
-		t.Fatalf("seed %d: A saw %d PeerRestarted events, want 1", seed, len(restarts))
-	}
-	ev := restarts[0]
-	if ev.OldPeerEpoch != oldB.cfg.Epoch || ev.PeerEpoch != oldB.cfg.Epoch+1 || ev.PeerNodeID != 2 {
-		t.Errorf("seed %d: event %+v, want epochs %d→%d from node 2", seed, ev, oldB.cfg.Epoch, oldB.cfg.Epoch+1)
-	}
-	if ev.At.Before(restartedAt) {
-		t.Errorf("seed %d: restart reported at %v, before it happened at %v", seed, ev.At, restartedAt)
-	}
-	for _, ev := range sm.nodes[1].events {
-		if ev.Kind == EventPeerRestarted {
-			t.Errorf("seed %d: new B saw %+v; it never knew the old stream", seed, ev)
-		}
-	}
-	a, b := sm.nodes[0].s.Stats(), sm.nodes[1].s.Stats()
-	if a.PeerRestarts != 1 || !a.Established || !b.Established {
-		t.Errorf("seed %d: A restarts %d established %v, B established %v", seed, a.PeerRestarts, a.Established, b.Established)
-	}
-	// Old-stream frames still in flight reached the new B; they must have been
-	// refused, not delivered.
-	if b.Drops[DropNotEstablished]+b.Drops[DropStaleStream]+b.Drops[DropStaleEpoch] == 0 && len(sm.q) == 0 {
-		t.Logf("seed %d: no old-stream frame reached the new B (possible, but rare)", seed)
-	}
-	t.Logf("A discarded %d messages (%d bytes, txns %v); B drops %v", ev.DiscardedMessages, ev.DiscardedBytes, ev.DiscardedTxns, b.Drops)
 }
 
 func TestStaleHelloAfterRestartIsIgnored(t *testing.T) {
@@ -99,94 +101,96 @@ func TestStaleHelloAfterRestartIsIgnored(t *testing.T) {
 }
 
 func TestBackpressureSlowReceiver(t *testing.T) {
-	seed := testSeed(t)
-	sm := newSim(t, seed, simConfig{faults: Faults{Delay: 100 * time.Microsecond}, messages: 200_000,
-		sizes: func(r *rand.Rand) int { return 64 + r.IntN(1000) }})
-	a := sm.nodes[0]
-	sm.nodes[1].holdMessages = true
-	sm.stopAt = simEpoch.Add(3 * time.Second)
-	sm.run()
-	st := a.s.Stats()
-	if st.Backpressure == 0 {
-		t.Fatalf("seed %d: sender never saw ErrBackpressure: %+v", seed, st)
-	}
-	if st.QueuedBytes > a.s.cfg.SendBuffer {
-		t.Errorf("seed %d: %d bytes queued, SendBuffer %d", seed, st.QueuedBytes, a.s.cfg.SendBuffer)
-	}
-	b := sm.nodes[1]
-	limit := b.s.cfg.RecvBuffer + b.s.cfg.RecvWindow*b.s.MaxPayload()
-	if b.maxHeld > limit {
-		t.Errorf("seed %d: receiver held %d bytes, limit %d", seed, b.maxHeld, limit)
-	}
-	if b.maxHeld < b.s.cfg.RecvBuffer/2 {
-		t.Errorf("seed %d: receiver held only %d bytes: the test did not fill the window", seed, b.maxHeld)
-	}
-	for _, n := range sm.nodes {
-		for _, ev := range n.events {
-			if ev.Kind == EventPeerSilent {
-				t.Errorf("seed %d: %v while the receiver was only slow", seed, ev.Kind)
+	linktest.RunSeeds(t, nil, func(t *testing.T, seed uint64) {
+		sm := newSim(t, seed, simConfig{faults: Faults{Delay: 100 * time.Microsecond}, messages: 200_000,
+			sizes: func(r *rand.Rand) int { return 64 + r.IntN(1000) }})
+		a := sm.nodes[0]
+		sm.nodes[1].holdMessages = true
+		sm.stopAt = simEpoch.Add(3 * time.Second)
+		sm.run()
+		st := a.s.Stats()
+		if st.Backpressure == 0 {
+			t.Fatalf("seed %d: sender never saw ErrBackpressure: %+v", seed, st)
+		}
+		if st.QueuedBytes > a.s.cfg.SendBuffer {
+			t.Errorf("seed %d: %d bytes queued, SendBuffer %d", seed, st.QueuedBytes, a.s.cfg.SendBuffer)
+		}
+		b := sm.nodes[1]
+		limit := b.s.cfg.RecvBuffer + b.s.cfg.RecvWindow*b.s.MaxPayload()
+		if b.maxHeld > limit {
+			t.Errorf("seed %d: receiver held %d bytes, limit %d", seed, b.maxHeld, limit)
+		}
+		if b.maxHeld < b.s.cfg.RecvBuffer/2 {
+			t.Errorf("seed %d: receiver held only %d bytes: the test did not fill the window", seed, b.maxHeld)
+		}
+		for _, n := range sm.nodes {
+			for _, ev := range n.events {
+				if ev.Kind == EventPeerSilent {
+					t.Errorf("seed %d: %v while the receiver was only slow", seed, ev.Kind)
+				}
 			}
 		}
-	}
-	delivered := a.out.recvd
-	// The application catches up: everything arrives.
-	b.holdMessages = false
-	b.s.ReleaseMessages()
-	sm.stopAt = time.Time{}
-	sm.run()
-	t.Logf("held %d bytes max; %d delivered while slow, %d in all; %d refused sends", b.maxHeld, delivered, a.out.recvd, st.Backpressure)
+		delivered := a.out.recvd
+		// The application catches up: everything arrives.
+		b.holdMessages = false
+		b.s.ReleaseMessages()
+		sm.stopAt = time.Time{}
+		sm.run()
+		t.Logf("held %d bytes max; %d delivered while slow, %d in all; %d refused sends", b.maxHeld, delivered, a.out.recvd, st.Backpressure)
+	})
 }
 
 func TestPeerSilent(t *testing.T) {
-	seed := testSeed(t)
-	sm := newSim(t, seed, simConfig{faults: Faults{Delay: 100 * time.Microsecond}, messages: 0})
-	cut := simEpoch.Add(500 * time.Millisecond)
-	heal := cut.Add(5 * time.Second)
-	var lastHeard [2]time.Time
-	sm.onStep = func(sm *sim) {
-		p := !sm.now.Before(cut) && sm.now.Before(heal)
+	linktest.RunSeeds(t, nil, func(t *testing.T, seed uint64) {
+		sm := newSim(t, seed, simConfig{faults: Faults{Delay: 100 * time.Microsecond}, messages: 0})
+		cut := simEpoch.Add(500 * time.Millisecond)
+		heal := cut.Add(5 * time.Second)
+		var lastHeard [2]time.Time
+		sm.onStep = func(sm *sim) {
+			p := !sm.now.Before(cut) && sm.now.Before(heal)
+			for i, n := range sm.nodes {
+				n.faults.SetPartitioned(p)
+				if !p && sm.now.Before(cut) {
+					lastHeard[i] = n.s.lastHeard
+				}
+			}
+			sm.wakeAt = time.Time{}
+			if sm.now.Before(cut) {
+				sm.wakeAt = cut
+			} else if sm.now.Before(heal) {
+				sm.wakeAt = heal
+			}
+		}
+		sm.stopAt = heal.Add(time.Second)
+		sm.run()
+		dead := sm.nodes[0].s.cfg.DeadInterval
 		for i, n := range sm.nodes {
-			n.faults.SetPartitioned(p)
-			if !p && sm.now.Before(cut) {
-				lastHeard[i] = n.s.lastHeard
+			var silent, alive []Event
+			for _, ev := range n.events {
+				switch ev.Kind {
+				case EventPeerSilent:
+					silent = append(silent, ev)
+				case EventPeerAlive:
+					alive = append(alive, ev)
+				}
+			}
+			if len(silent) != 1 || len(alive) != 1 {
+				t.Fatalf("node %d: %d silent and %d alive events, want 1 and 1", i, len(silent), len(alive))
+			}
+			// Keepalives flow every KeepaliveInterval, so the last frame heard before
+			// the cut is at most that long before it; silence is declared exactly
+			// DeadInterval after it, never earlier.
+			if got := silent[0].At.Sub(lastHeard[i]); got != dead {
+				t.Errorf("node %d: PeerSilent %v after the last frame heard, want %v", i, got, dead)
+			}
+			if silent[0].At.Before(cut.Add(dead - n.s.cfg.KeepaliveInterval)) {
+				t.Errorf("node %d: PeerSilent at %v, too early for a cut at %v", i, silent[0].At.Sub(simEpoch), cut.Sub(simEpoch))
+			}
+			if alive[0].At.Before(heal) || alive[0].At.After(heal.Add(n.s.cfg.KeepaliveInterval+time.Millisecond)) {
+				t.Errorf("node %d: PeerAlive at %v, heal at %v", i, alive[0].At.Sub(simEpoch), heal.Sub(simEpoch))
 			}
 		}
-		sm.wakeAt = time.Time{}
-		if sm.now.Before(cut) {
-			sm.wakeAt = cut
-		} else if sm.now.Before(heal) {
-			sm.wakeAt = heal
-		}
-	}
-	sm.stopAt = heal.Add(time.Second)
-	sm.run()
-	dead := sm.nodes[0].s.cfg.DeadInterval
-	for i, n := range sm.nodes {
-		var silent, alive []Event
-		for _, ev := range n.events {
-			switch ev.Kind {
-			case EventPeerSilent:
-				silent = append(silent, ev)
-			case EventPeerAlive:
-				alive = append(alive, ev)
-			}
-		}
-		if len(silent) != 1 || len(alive) != 1 {
-			t.Fatalf("node %d: %d silent and %d alive events, want 1 and 1", i, len(silent), len(alive))
-		}
-		// Keepalives flow every KeepaliveInterval, so the last frame heard before
-		// the cut is at most that long before it; silence is declared exactly
-		// DeadInterval after it, never earlier.
-		if got := silent[0].At.Sub(lastHeard[i]); got != dead {
-			t.Errorf("node %d: PeerSilent %v after the last frame heard, want %v", i, got, dead)
-		}
-		if silent[0].At.Before(cut.Add(dead - n.s.cfg.KeepaliveInterval)) {
-			t.Errorf("node %d: PeerSilent at %v, too early for a cut at %v", i, silent[0].At.Sub(simEpoch), cut.Sub(simEpoch))
-		}
-		if alive[0].At.Before(heal) || alive[0].At.After(heal.Add(n.s.cfg.KeepaliveInterval+time.Millisecond)) {
-			t.Errorf("node %d: PeerAlive at %v, heal at %v", i, alive[0].At.Sub(simEpoch), heal.Sub(simEpoch))
-		}
-	}
+	})
 }
 
 func TestLargeMessage(t *testing.T) {
@@ -194,17 +198,19 @@ func TestLargeMessage(t *testing.T) {
 	if raceEnabled {
 		size = 8 << 20
 	}
-	seed := testSeed(t)
-	sm := newSim(t, seed, simConfig{faults: Faults{Loss: 0.01, Delay: 100 * time.Microsecond}, messages: 4,
-		sizes: func(*rand.Rand) int { return size }})
-	sm.run()
-	if got := sm.nodes[1].s.Stats().BytesDelivered; got != uint64(4*size) {
-		t.Fatalf("delivered %d bytes, want %d", got, 4*size)
-	}
-	s := sm.nodes[0].s
-	if err := s.Send(make([]byte, s.cfg.MaxMessage+1), 0); !errors.Is(err, ErrMessageTooLarge) {
-		t.Fatalf("oversized Send: %v, want ErrMessageTooLarge", err)
-	}
+	linktest.RunSeeds(t, []uint64{1}, func(t *testing.T, seed uint64) {
+		const n = 2 // per seed: two seeds run
+		sm := newSim(t, seed, simConfig{faults: Faults{Loss: 0.01, Delay: 100 * time.Microsecond}, messages: n,
+			sizes: func(*rand.Rand) int { return size }})
+		sm.run()
+		if got := sm.nodes[1].s.Stats().BytesDelivered; got != uint64(n*size) {
+			t.Fatalf("delivered %d bytes, want %d", got, n*size)
+		}
+		s := sm.nodes[0].s
+		if err := s.Send(make([]byte, s.cfg.MaxMessage+1), 0); !errors.Is(err, ErrMessageTooLarge) {
+			t.Fatalf("oversized Send: %v, want ErrMessageTooLarge", err)
+		}
+	})
 }
 
 // pair returns two sessions with node IDs x and y.

@@ -10,6 +10,8 @@ import (
 	"os"
 	"testing"
 	"time"
+
+	"github.com/swha/swha/l2transport/linktest"
 )
 
 // udpPair returns two UDPLinks on loopback connected to each other.
@@ -115,32 +117,8 @@ func TestUDPLinkTruncates(t *testing.T) {
 }
 
 func TestUDPLinkDeadlineAndClose(t *testing.T) {
-	a, b := udpPair(t, "udp4", "127.0.0.1", UDPConfig{})
-	pkts := []Packet{{Buf: make([]byte, 100)}}
-	b.SetReadDeadline(time.Now().Add(20 * time.Millisecond))
-	if _, err := b.ReadBatch(pkts); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("ReadBatch past deadline: %v, want os.ErrDeadlineExceeded", err)
-	}
-	b.SetReadDeadline(time.Time{})
-	errc := make(chan error, 1)
-	go func() {
-		_, err := b.ReadBatch(pkts)
-		errc <- err
-	}()
-	time.Sleep(20 * time.Millisecond)
-	b.Close()
-	select {
-	case err := <-errc:
-		if !errors.Is(err, ErrClosed) {
-			t.Fatalf("ReadBatch after Close: %v, want ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock ReadBatch")
-	}
-	if _, err := b.WriteBatch([][]byte{{1}}); !errors.Is(err, ErrClosed) {
-		t.Fatalf("WriteBatch after Close: %v", err)
-	}
-	_ = a
+	_, b := udpPair(t, "udp4", "127.0.0.1", UDPConfig{})
+	linktest.DeadlineAndClose(t, b, []Packet{{Buf: make([]byte, 100)}}, []byte{1}, ErrClosed)
 }
 
 func TestUDPLinkPeerDown(t *testing.T) {

@@ -17,6 +17,7 @@ import (
 
 	"github.com/swha/swha/frame"
 	"github.com/swha/swha/l2transport"
+	"github.com/swha/swha/l2transport/linktest"
 	"github.com/swha/swha/tests/internal/netnstest"
 )
 
@@ -303,35 +304,7 @@ func TestAFPacketDeadlineAndClose(t *testing.T) { rxModes(t, testAFPacketDeadlin
 func testAFPacketDeadlineAndClose(t *testing.T, noRing bool) {
 	p := netnstest.NewPair(t, netnstest.Config{})
 	b := openAFPacket(t, p.B, l2transport.AFPacketConfig{NoRxRing: noRing})
-	pkts := packets(4, 2048)
-	b.SetReadDeadline(time.Now().Add(30 * time.Millisecond))
-	if _, err := b.ReadBatch(pkts); !errors.Is(err, os.ErrDeadlineExceeded) {
-		t.Fatalf("ReadBatch past deadline: %v, want os.ErrDeadlineExceeded", err)
-	}
-	b.SetReadDeadline(time.Time{})
-	errc := make(chan error, 1)
-	go func() {
-		_, err := b.ReadBatch(pkts)
-		errc <- err
-	}()
-	time.Sleep(30 * time.Millisecond)
-	if err := b.Close(); err != nil {
-		t.Fatal(err)
-	}
-	select {
-	case err := <-errc:
-		if !errors.Is(err, l2transport.ErrClosed) {
-			t.Fatalf("ReadBatch after Close: %v, want ErrClosed", err)
-		}
-	case <-time.After(5 * time.Second):
-		t.Fatal("Close did not unblock ReadBatch")
-	}
-	if _, err := b.WriteBatch([][]byte{dataPDU(t, 1, 64)}); !errors.Is(err, l2transport.ErrClosed) {
-		t.Errorf("WriteBatch after Close: %v", err)
-	}
-	if err := b.Close(); !errors.Is(err, l2transport.ErrClosed) {
-		t.Errorf("second Close: %v", err)
-	}
+	linktest.DeadlineAndClose(t, b, packets(4, 2048), dataPDU(t, 1, 64), l2transport.ErrClosed)
 }
 
 func TestAFPacketLinkDown(t *testing.T) {

@@ -3,15 +3,14 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"math/rand/v2"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/swha/swha/l2transport"
+	"github.com/swha/swha/l2transport/linktest"
 	"github.com/swha/swha/tests/internal/netnstest"
 )
 
@@ -51,7 +50,10 @@ func randomMessages(seed uint64, n, maxLarge int) [][]byte {
 // FaultyLink: every message must arrive exactly once, in order, byte-identical.
 func TestConnAFPacketFaults(t *testing.T) {
 	netnstest.Require(t)
-	seed := testSeed(t)
+	linktest.RunSeeds(t, []uint64{1}, testConnAFPacketFaults)
+}
+
+func testConnAFPacketFaults(t *testing.T, seed uint64) {
 	msgs := randomMessages(seed, e2eMessages, e2eMaxLarge)
 	var total int
 	for _, m := range msgs {
@@ -105,28 +107,23 @@ func exchange(t *testing.T, la, lb *l2transport.FaultyLink, msgs [][]byte, seed 
 		plan = append(plan, r)
 		i += r.n
 	}
-	var (
-		mu   sync.Mutex
-		got  int
-		bad  error
-		done = make(chan struct{})
-	)
+	// A fence message follows, sent once all the messages are in, with A's
+	// faults off and its held-back frames (delayed duplicates, reordered
+	// frames) flushed: every frame A wrote before is then ahead of the fence
+	// on the wire, so a late duplicate would be delivered before the fence,
+	// rather than within a sleep that may or may not be long enough. B is
+	// closed once the fence is in, and nothing is delivered after that.
+	fence := []byte("fence")
+	want := append(msgs[:len(msgs):len(msgs)], fence)
+	fenceTxn := uint64(len(msgs))
+	stream := linktest.NewStream(want, func(i int) uint64 {
+		if i == len(msgs) {
+			return fenceTxn
+		}
+		return txn[i]
+	})
 	b, err := l2transport.NewConn(lb, sessionConfig(2), l2transport.WithHandler(func(m l2transport.Message) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case bad != nil:
-		case got >= len(msgs):
-			bad = fmt.Errorf("message %d delivered beyond the %d sent (a duplicate)", got, len(msgs))
-		case m.TxnID != txn[got]:
-			bad = fmt.Errorf("message %d has transaction %d, want %d: lost, duplicated or reordered", got, m.TxnID, txn[got])
-		case !bytes.Equal(m.Data, msgs[got]):
-			bad = fmt.Errorf("message %d (%d bytes) differs from the %d bytes sent", got, len(m.Data), len(msgs[got]))
-		}
-		got++
-		if got == len(msgs) {
-			close(done)
-		}
+		stream.Deliver(m.Data, m.TxnID)
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -153,24 +150,27 @@ func exchange(t *testing.T, la, lb *l2transport.FaultyLink, msgs [][]byte, seed 
 			t.Fatalf("seed %d: send batch of %d at %d: %d, %v", seed, r.n, r.start, k, err)
 		}
 	}
-	select {
-	case <-done:
-	case <-ctx.Done():
-		mu.Lock()
-		n := got
-		mu.Unlock()
-		t.Fatalf("seed %d: %d of %d delivered; A %+v; B %+v", seed, n, len(msgs), a.Stats(), b.Stats())
+	wait := func(ch <-chan struct{}, what string) {
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			t.Fatalf("seed %d: %s: %d of %d delivered; A %+v; B %+v", seed, what, stream.Got(), len(msgs), a.Stats(), b.Stats())
+		}
 	}
+	wait(stream.Delivered(len(msgs)), "messages")
 	elapsed := time.Since(start)
-	// Give a late duplicate the chance to show up before judging.
-	time.Sleep(20 * time.Millisecond)
-	mu.Lock()
-	defer mu.Unlock()
-	if bad != nil {
-		t.Fatalf("seed %d: %v", seed, bad)
+	la.SetFaults(l2transport.Faults{})
+	if err := la.Flush(); err != nil {
+		t.Fatalf("flush held frames: %v", err)
 	}
-	if got != len(msgs) {
-		t.Fatalf("seed %d: %d messages delivered, want %d", seed, got, len(msgs))
+	if err := a.Send(ctx, fence, fenceTxn); err != nil {
+		t.Fatalf("send the fence: %v", err)
+	}
+	wait(stream.Done(), "fence")
+	b.Close() // no delivery after it returns
+	stream.Check(t)
+	if n := b.Stats().MessagesDelivered; n != uint64(len(want)) {
+		t.Fatalf("seed %d: B's session delivered %d messages, want %d", seed, n, len(want))
 	}
 	as, fs := a.Stats(), la.Stats()
 	t.Logf("%v: A sent %d frames, %d retransmits (%d fast, %d timeouts), SRTT %v; link lost %d dup %d reordered %d",

@@ -3,7 +3,6 @@
 package tests
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -14,6 +13,7 @@ import (
 	"time"
 
 	"github.com/swha/swha/l2transport"
+	"github.com/swha/swha/l2transport/linktest"
 	"github.com/swha/swha/tests/internal/netnstest"
 )
 
@@ -36,17 +36,9 @@ func connOver(t *testing.T, la, lb l2transport.Link, n int) {
 	cfg := func(node uint64) l2transport.SessionConfig {
 		return l2transport.SessionConfig{LocalNodeID: node, Epoch: uint32(node)}
 	}
-	got := 0
-	var bad error
-	done := make(chan struct{})
+	stream := linktest.NewStream(msgs, nil)
 	b, err := l2transport.NewConn(lb, cfg(2), l2transport.WithHandler(func(m l2transport.Message) {
-		if got < n && bad == nil && (!bytes.Equal(m.Data, msgs[got]) || m.TxnID != uint64(got)) {
-			bad = errors.New("message out of order or corrupted")
-		}
-		got++
-		if got == n {
-			close(done)
-		}
+		stream.Deliver(m.Data, m.TxnID)
 	}))
 	if err != nil {
 		t.Fatal(err)
@@ -65,13 +57,12 @@ func connOver(t *testing.T, la, lb l2transport.Link, n int) {
 		}
 	}
 	select {
-	case <-done:
+	case <-stream.Done():
 	case <-ctx.Done():
-		t.Fatalf("%d of %d delivered; A %+v; B %+v", got, n, a.Stats(), b.Stats())
+		t.Fatalf("%d of %d delivered; A %+v; B %+v", stream.Got(), n, a.Stats(), b.Stats())
 	}
-	if bad != nil {
-		t.Fatal(bad)
-	}
+	b.Close()
+	stream.Check(t)
 	t.Logf("A: %+v", a.Stats())
 }
 

@@ -3,9 +3,6 @@
 package tests
 
 import (
-	"math/rand/v2"
-	"os"
-	"strconv"
 	"testing"
 	"time"
 
@@ -14,25 +11,6 @@ import (
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/tests/internal/netnstest"
 )
-
-// testSeed returns SWHA_SEED if set, else a random seed, and logs it so that a
-// failure's fault decisions can be replayed (timing on real sockets is not
-// reproducible, but the per-frame fault sequence is).
-func testSeed(tb testing.TB) uint64 {
-	tb.Helper()
-	var seed uint64
-	if v := os.Getenv("SWHA_SEED"); v != "" {
-		n, err := strconv.ParseUint(v, 10, 64)
-		if err != nil {
-			tb.Fatalf("SWHA_SEED=%q: %v", v, err)
-		}
-		seed = n
-	} else {
-		seed = rand.Uint64()
-	}
-	tb.Logf("seed %d (replay with SWHA_SEED=%d)", seed, seed)
-	return seed
-}
 
 // faultyPair opens AFPacketLinks in A and B (each told the other's MAC, so no
 // discovery broadcast) and wraps both in FaultyLinks with faults f, so that

@@ -16,7 +16,9 @@
 //	                         throughput benchmarks; see netnstest.Pin)
 //	SWHA_BENCH_RX=recvmmsg   receive with recvmmsg instead of the RX ring
 //	SWHA_BENCH_WINDOW=2048   SessionConfig.RecvWindow for the Conn benchmarks
-//	SWHA_SEED=N              replay the fault decisions of an end-to-end test
+//	SWHA_SEED=N (or -seed=N) run the randomized tests with seed N only, to
+//	                         replay a failure's fault decisions; by default
+//	                         they run fixed seeds and one random one
 //
 // The Conn benchmarks (BulkVsTCP, SmallMessages, PingPong, Lossy) are run with
 //
