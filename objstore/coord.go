@@ -116,6 +116,13 @@ func (s *Store) encodeSnapshot(txn uint64) error {
 	b = binary.AppendUvarint(b, uint64(len(s.ends)))
 	s.ends = append(s.ends, len(b))
 	s.recs = b
+	if s.absentSeen {
+		// The snapshot carries every object: the peer lacks none now.
+		for i := range int32(s.ents.len()) {
+			s.ents.at(i).flags &^= fAbsent
+		}
+		s.absentSeen = false
+	}
 	return nil
 }
 

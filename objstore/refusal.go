@@ -38,7 +38,10 @@ func (s *Store) TakeRefusals() ([]Refusal, uint64) {
 // MarkStale makes the next Update of object id send every field, not only
 // the changed ones: the peer refused a transaction that touched it, so its
 // copy may lack a change the shadow says it has. Unknown IDs are ignored
-// (the object may be gone). It needs the write path, like Begin.
+// (the object may be gone). For an object the peer never had (it refused
+// the commit that created it) an Update with every field is refused too:
+// MarkAbsent makes the next change a Create, and Repair marks the created
+// objects it leaves out itself. It needs the write path, like Begin.
 func (s *Store) MarkStale(ids ...uint64) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()

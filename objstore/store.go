@@ -68,6 +68,11 @@ const (
 	fStale         // shadow unknown: the next diff sends every field
 	fEncoded       // encoded by the transaction being committed
 	fTallied       // checkDeletes: this deleted object's pointers are tallied
+	// fAbsent: the peer does not hold the object (it refused the commit
+	// that created it): its next record is a Create with every field, and
+	// a Delete sends nothing.
+	fAbsent
+	fCreateSent // absent, and sent as a Create by the transaction being committed
 )
 
 // entry is the store's bookkeeping for one object. Entries live by value in a
@@ -161,6 +166,10 @@ type Store struct {
 	doomed  []int32
 	tally   map[int32]int32
 	newGrps []uint32
+	// recreated lists the absent objects the transaction being committed
+	// sends as Creates; absentSeen says some object may be marked absent.
+	recreated  []int32
+	absentSeen bool
 
 	// Standby side.
 	peerTypes  map[uint64]*peerType // by the peer's type ID

@@ -429,8 +429,8 @@ func (s *Store) encodeTxn(txn uint64) error {
 			}
 		case opDelete:
 			e := s.ents.at(o.ent)
-			if e.flags&fPendingCreate != 0 {
-				break
+			if e.flags&fPendingCreate != 0 || e.flags&(fAbsent|fCreateSent) == fAbsent {
+				break // the peer never had it
 			}
 			s.recs = append(s.recs, recDelete)
 			s.recs = binary.AppendUvarint(s.recs, txn)
@@ -604,6 +604,16 @@ func (s *Store) encodeUpdate(txn uint64, i int32) error {
 	if len(ch) == 0 {
 		return nil
 	}
+	if e.flags&(fAbsent|fCreateSent) == fAbsent {
+		// The peer refused its Create: this change brings it whole.
+		if err := s.encodeRecreate(txn, i, e.ptr); err != nil {
+			return err
+		}
+		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: -1})
+		e.flags |= fEncoded
+		s.touched = append(s.touched, i)
+		return nil
+	}
 	s.announceSchemas()
 	start := len(s.recs)
 	b := append(s.recs, recUpdate)
@@ -627,6 +637,25 @@ func (s *Store) encodeUpdate(txn uint64, i int32) error {
 	}
 	e.flags |= fEncoded
 	s.touched = append(s.touched, i)
+	return nil
+}
+
+// encodeRecreate appends the Create, with every field from src, of entry i,
+// which the peer lacks (fAbsent), and notes that the transaction sends it.
+func (s *Store) encodeRecreate(txn uint64, i int32, src unsafe.Pointer) error {
+	e := s.ents.at(i)
+	s.announceSchemas()
+	s.announceGroup(s.groups[e.group])
+	start := len(s.recs)
+	b, err := appendCreate(s.recs, txn, e, src, s)
+	if err != nil {
+		s.recs = b[:start]
+		return fmt.Errorf("create %w", err)
+	}
+	s.recs = b
+	s.ends = append(s.ends, len(b))
+	e.flags |= fCreateSent
+	s.recreated = append(s.recreated, i)
 	return nil
 }
 
@@ -667,6 +696,10 @@ func (s *Store) rollback() {
 	for _, i := range s.touched {
 		s.ents.at(i).flags &^= fEncoded
 	}
+	for _, i := range s.recreated {
+		s.ents.at(i).flags &^= fCreateSent
+	}
+	s.recreated = s.recreated[:0]
 	s.touched, s.shadowCopies = s.touched[:0], s.shadowCopies[:0]
 	for k := len(s.ops) - 1; k >= 0; k-- {
 		o := &s.ops[k]
@@ -696,6 +729,10 @@ func (s *Store) finish() {
 		s.ents.at(i).flags &^= fStale | fEncoded
 	}
 	s.touched = s.touched[:0]
+	for _, i := range s.recreated {
+		s.ents.at(i).flags &^= fAbsent | fCreateSent
+	}
+	s.recreated = s.recreated[:0]
 	for k := range s.ops {
 		o := &s.ops[k]
 		switch o.kind {
