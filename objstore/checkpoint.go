@@ -495,7 +495,7 @@ func (s *Store) applyCheckpoint(data []byte, ck *ckptInfo) error {
 			g.prefix = cg.prefix
 			continue
 		}
-		if g.n != 0 {
+		if g.Len() != 0 {
 			continue // cannot happen: groups hold dynamic objects only
 		}
 		s.removeGroup(g)

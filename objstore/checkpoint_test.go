@@ -125,7 +125,7 @@ func groupsOf(s *Store) string {
 	var b strings.Builder
 	for _, id := range slices.Sorted(maps.Keys(s.groups)) {
 		g := s.groups[id]
-		fmt.Fprintf(&b, "group %d %q/%q n=%d byname=%v\n", id, g.name, g.prefix, g.n, s.groupsByName[g.name] == g)
+		fmt.Fprintf(&b, "group %d %q/%q n=%d byname=%v\n", id, g.name, g.prefix, g.Len(), s.groupsByName[g.name] == g)
 	}
 	if len(s.groupsByName) != len(s.groups) {
 		fmt.Fprintf(&b, "%d groups by name, %d by ID\n", len(s.groupsByName), len(s.groups))

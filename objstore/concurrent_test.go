@@ -113,3 +113,54 @@ func TestConcurrentGetAcrossPages(t *testing.T) {
 	}
 	wg.Wait()
 }
+
+// TestGroupLenConcurrent reads Group.Len from another goroutine while the
+// standby applies creates and deletes into the group; run with -race.
+func TestGroupLenConcurrent(t *testing.T) {
+	p := newPair(t, 0)
+	g, err := p.act.NewGroup("vrf", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	first := &Route{}
+	tx, _ := p.act.Begin()
+	_, _ = tx.CreateIn(g, first)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	sg := p.sby.GroupByName("vrf")
+	stop, done := make(chan struct{}), make(chan int)
+	go func() {
+		most := 0
+		for {
+			select {
+			case <-stop:
+				done <- most
+				return
+			default:
+			}
+			most = max(most, sg.Len(), g.Len())
+		}
+	}()
+	var routes []*Route
+	for i := 0; i < 200; i++ {
+		tx, _ := p.act.Begin()
+		r := &Route{Metric: uint32(i)}
+		_, _ = tx.CreateIn(g, r)
+		routes = append(routes, r)
+		if i%3 == 2 {
+			_ = tx.Delete(routes[0])
+			routes = routes[1:]
+		}
+		if err := tx.Commit(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	close(stop)
+	if most := <-done; most > 1+len(routes)+1 {
+		t.Fatalf("Len saw %d objects, the group never held more than %d", most, 1+len(routes)+1)
+	}
+	if sg.Len() != 1+len(routes) || g.Len() != 1+len(routes) {
+		t.Fatalf("Len: standby %d, active %d, want %d", sg.Len(), g.Len(), 1+len(routes))
+	}
+}

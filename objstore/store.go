@@ -7,6 +7,7 @@ import (
 	"reflect"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"unsafe"
 )
 
@@ -99,14 +100,21 @@ type Group struct {
 	name   string
 	prefix string
 	head   int32
-	n      int
+	// n is written under the store's lock, and atomic so that Len may be
+	// called with no lock (a nested read lock can deadlock).
+	n atomic.Int64
 }
 
-// Name returns the group's name.
+// Name returns the group's name. It never changes: safe from any goroutine.
 func (g *Group) Name() string { return g.name }
 
-// Len returns the number of objects in the group.
-func (g *Group) Len() int { return g.n }
+// Len returns the number of objects in the group. It is safe from any
+// goroutine, at any time (inside Read and subscriber callbacks too). Inside
+// Read, Each or a subscriber callback the count is that of the state they
+// see; elsewhere, on a standby, it may count a transaction being applied in
+// part. On the active it includes the objects that the open transaction
+// has created in the group, and those it deletes until it commits.
+func (g *Group) Len() int { return int(g.n.Load()) }
 
 // Store holds registered objects. An active store turns transactions into
 // records; a standby store (Config.Standby) applies them. The write path
@@ -371,7 +379,7 @@ func (s *Store) insert(id uint64, t *typeInfo, p unsafe.Pointer, g *Group, flags
 			s.ents.at(g.head).gprev = i
 		}
 		g.head = i
-		g.n++
+		g.n.Add(1)
 	}
 	s.nobj++
 	return i
@@ -396,7 +404,7 @@ func (s *Store) remove(i int32) {
 		if e.gnext >= 0 {
 			s.ents.at(e.gnext).gprev = e.gprev
 		}
-		g.n--
+		g.n.Add(-1)
 	}
 	*e = entry{}
 	s.free = append(s.free, i)
