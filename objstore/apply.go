@@ -96,9 +96,13 @@ type subscription struct {
 }
 
 // Subscribe calls fn for every change applied on this standby store, in
-// order, after each transaction is applied, with no lock of the store held
-// (see Notify): fn may read any object and call the store. It returns a
-// function that cancels the subscription.
+// order, after each transaction (or step of coordinated transactions) is
+// applied: on the goroutine that calls Apply, or with Config.DeferNotify the
+// one that calls Notify, with no lock of the store held. What fn may do is
+// what Notify says: read any object, and call the View's methods (Get,
+// IDOf, Read, ReadWith, Each, Subscribe…); not Apply or Notify. It returns
+// a function that cancels the subscription; a subscription made or
+// cancelled during a delivery takes effect from the next one.
 func (s *Store) Subscribe(fn func(Change)) (cancel func()) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -125,7 +129,8 @@ func (s *Store) SubscribeGroup(name string, fn func(Change)) (cancel func()) {
 
 // OnMessage sets the handler of opaque messages (Txn.Message), called in
 // order when their transaction is applied, with the wire name of the type
-// and a pointer to a freshly decoded value.
+// and a pointer to a freshly decoded value, after the subscribers and under
+// the same rules (see Notify).
 func (s *Store) OnMessage(fn func(name string, msg any)) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -395,6 +400,7 @@ func (s *Store) Promote() ([][]byte, error) {
 	s.awaitSnap = false
 	s.byPtr = newPtrIndex(max(s.cfg.SizeHint, s.nobj))
 	s.pages = map[uintptr][]int32{}
+	s.sbyPtrs.Store(nil) // byPtr answers IDOf from now on
 	var maxID uint64
 	for i := range int32(s.ents.len()) {
 		e := s.ents.at(i)
@@ -823,9 +829,17 @@ func (s *Store) notify() error {
 // Notify delivers what the last Apply applied to the subscribers and the
 // message handler, once. Apply does it itself unless Config.DeferNotify is
 // set; then the goroutine that calls Apply calls Notify after it, before the
-// next Apply. No lock of the store is held while a handler runs: it may call
-// Get, Read or even Promote. The objects it sees are not being written, since
-// only this goroutine writes the mirror.
+// next Apply (NotifyPending says whether there is anything to deliver).
+//
+// The callbacks run on the goroutine that calls Notify, one after another,
+// with no lock of the store held, and the mirror is not written while they
+// run (only that goroutine writes it). A callback may read any object and
+// call the View's methods, Read and ReadWith included. It must not call
+// Apply or Notify: that would write the mirror under the changes being
+// delivered, or deliver them again. With DeferNotify, Notify runs after
+// Apply has returned, so a callback may also use what the owner does
+// between two Applys (a Node's handler may Promote); without it the
+// callbacks run inside Apply, and must leave the write path alone.
 func (s *Store) Notify() {
 	a := &s.applying
 	if len(a.changes) == 0 && len(a.msgs) == 0 {
@@ -845,6 +859,14 @@ func (s *Store) Notify() {
 	clear(a.changes)
 	clear(a.msgs)
 	a.changes, a.msgs = a.changes[:0], a.msgs[:0]
+}
+
+// NotifyPending reports whether the last Apply left changes or messages for
+// Notify to deliver (with Config.DeferNotify; without it Apply delivers
+// them itself). It belongs to the goroutine that calls Apply, like Notify.
+func (s *Store) NotifyPending() bool {
+	a := &s.applying
+	return len(a.changes) > 0 || len(a.msgs) > 0
 }
 
 func (s *Store) change(txn uint64, op Op, i int32) Change {

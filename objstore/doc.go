@@ -59,6 +59,11 @@
 // record is decoded into the local layout, and a value that does not fit
 // fails its transaction with a TransformError.
 //
+// An application reads a store through its View (Store.View), which says
+// of each method from where it may be called: the write path stays with the
+// store's owner, and on a standby the objects are only read while no Apply
+// runs (inside View.Read, ReadWith, Each, or a subscriber callback).
+//
 // Checkpoints (Save, Load, SaveFile, LoadFile) write the committed state to a
 // file in the record format, so that loading one goes through Apply, version
 // transformation included; Leaks reports dynamic objects no root reaches.

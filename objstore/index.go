@@ -257,3 +257,107 @@ func (x *ptrIndex) del(p unsafe.Pointer) {
 		}
 	}
 }
+
+// slabIndex maps object addresses to slab indexes on a standby, for IDOf.
+// A standby keeps no address index of its own (Apply finds objects by ID),
+// so this one is built on the first lookup and kept from then on: open
+// addressing over 4-byte slots (slab index + 1, 0 empty), kept at most half
+// full, whose key is the entry's own address, so it costs 8 to 16 bytes per
+// object and a lookup compares against the entry a slot names.
+type slabIndex struct {
+	ents  *entSlab
+	slots []int32
+	n     int
+	shift uint
+}
+
+func newSlabIndex(ents *entSlab, hint int) *slabIndex {
+	x := &slabIndex{ents: ents}
+	size := 1 << 10
+	for size < 2*hint {
+		size <<= 1
+	}
+	x.resize(size)
+	return x
+}
+
+func (x *slabIndex) resize(size int) {
+	old := x.slots
+	x.slots = make([]int32, size)
+	x.shift = 64
+	for s := size; s > 1; s >>= 1 {
+		x.shift--
+	}
+	x.n = 0
+	for _, v := range old {
+		if v != 0 {
+			x.place(v)
+		}
+	}
+}
+
+func (x *slabIndex) home(k unsafe.Pointer) int {
+	return int((uint64(uintptr(k)) * 0x9E3779B97F4A7C15) >> x.shift)
+}
+
+func (x *slabIndex) place(v int32) {
+	mask := len(x.slots) - 1
+	i := x.home(x.ents.at(v - 1).ptr)
+	for x.slots[i] != 0 {
+		i = (i + 1) & mask
+	}
+	x.slots[i] = v
+	x.n++
+}
+
+// set adds entry i, which must not be in the index.
+func (x *slabIndex) set(i int32) {
+	if (x.n+1)*2 > len(x.slots) {
+		x.resize(len(x.slots) * 2)
+	}
+	x.place(i + 1)
+}
+
+func (x *slabIndex) get(p unsafe.Pointer) (int32, bool) {
+	mask := len(x.slots) - 1
+	for i := x.home(p); ; i = (i + 1) & mask {
+		v := x.slots[i]
+		if v == 0 {
+			return 0, false
+		}
+		if x.ents.at(v-1).ptr == p {
+			return v - 1, true
+		}
+	}
+}
+
+// del removes entry i, whose address must still be in the entry, with
+// backward-shift deletion like ptrIndex.del.
+func (x *slabIndex) del(i int32) {
+	mask := len(x.slots) - 1
+	k := x.home(x.ents.at(i).ptr)
+	for x.slots[k] != i+1 {
+		if x.slots[k] == 0 {
+			return
+		}
+		k = (k + 1) & mask
+	}
+	x.n--
+	for {
+		x.slots[k] = 0
+		j := k
+		for {
+			j = (j + 1) & mask
+			v := x.slots[j]
+			if v == 0 {
+				return
+			}
+			h := x.home(x.ents.at(v - 1).ptr)
+			if (j > k && (h <= k || h > j)) || (j < k && h <= k && h > j) {
+				x.slots[k] = v
+				k = j
+				break
+			}
+		}
+	}
+}

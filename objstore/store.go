@@ -102,7 +102,8 @@ type Group struct {
 	head   int32
 	// n is written under the store's lock, and atomic so that Len may be
 	// called with no lock (a nested read lock can deadlock).
-	n atomic.Int64
+	n    atomic.Int64
+	view GroupView // what View.GroupByName hands out
 }
 
 // Name returns the group's name. It never changes: safe from any goroutine.
@@ -128,10 +129,15 @@ type Store struct {
 	ents  entSlab
 	free  []int32
 	byID  idIndex
-	byPtr *ptrIndex           // active role only: what Update(obj) looks up
-	pages map[uintptr][]int32 // active role: address index of interior-pointer targets
-	nobj  int
-	touch byte // sink for loads made only to start a cache miss early
+	byPtr *ptrIndex // active role only: what Update(obj) looks up
+	// sbyPtrs is a standby's address index, for IDOf: built by the first
+	// lookup (under the read lock, so sbyPtrsMu orders builders), then kept
+	// by insert and remove under the write lock.
+	sbyPtrs   atomic.Pointer[slabIndex]
+	sbyPtrsMu sync.Mutex
+	pages     map[uintptr][]int32 // active role: address index of interior-pointer targets
+	nobj      int
+	touch     byte // sink for loads made only to start a cache miss early
 
 	groups       map[uint32]*Group
 	groupsByName map[string]*Group
@@ -201,6 +207,8 @@ type Store struct {
 	lastCkptTxn     uint64    // active: the snapshot ID of the last checkpoint saved
 	refusals        []Refusal // standby: committed transactions not applied, oldest first
 	refusalsDropped uint64
+
+	view View // what View returns
 }
 
 // NewStore returns a store for the types of r, sealing r.
@@ -227,6 +235,7 @@ func NewStore(r *Registry, cfg Config) (*Store, error) {
 		peerByName:   map[string]*peerType{},
 		staged:       map[uint64]*stagedTxn{},
 	}
+	s.view.s = s
 	if cfg.SizeHint > 0 {
 		s.ents.reserve(cfg.SizeHint)
 	}
@@ -308,6 +317,11 @@ func (s *Store) RegisterStatic(name string, obj any) error {
 			return fmt.Errorf("objstore: static %q: %w", name, ErrExists)
 		}
 	}
+	if x := s.sbyPtrs.Load(); x != nil {
+		if _, dup := x.get(p); dup {
+			return fmt.Errorf("objstore: static %q: %w", name, ErrExists)
+		}
+	}
 	i := s.insert(id, t, p, nil, fLive|fStatic|fStale)
 	if s.active {
 		s.ents.at(i).shadow = newShadow(t, p)
@@ -333,6 +347,7 @@ func (s *Store) NewGroup(name, prefix string) (*Group, error) {
 
 func (s *Store) addGroup(id uint32, name, prefix string) *Group {
 	g := &Group{id: id, name: name, prefix: prefix, head: -1}
+	g.view.g = g
 	s.groups[id] = g
 	s.groupsByName[name] = g
 	return g
@@ -370,6 +385,8 @@ func (s *Store) insert(id uint64, t *typeInfo, p unsafe.Pointer, g *Group, flags
 		if t.interiorOf {
 			s.indexPages(i, true)
 		}
+	} else if x := s.sbyPtrs.Load(); x != nil {
+		x.set(i)
 	}
 	if g != nil {
 		e := s.ents.at(i)
@@ -394,6 +411,8 @@ func (s *Store) remove(i int32) {
 		if e.t.interiorOf {
 			s.indexPages(i, false)
 		}
+	} else if x := s.sbyPtrs.Load(); x != nil {
+		x.del(i)
 	}
 	if g := s.groups[e.group]; e.group != 0 && g != nil {
 		if e.gprev >= 0 {
@@ -489,10 +508,15 @@ func (s *Store) interiorRef(n *node, p unsafe.Pointer, path []uint32) (uint64, [
 }
 
 // Get returns the object with the given ID. On a standby, read it only inside
-// Read or a subscriber callback: Apply writes objects in place.
+// Read or a subscriber callback: Apply writes objects in place. It takes the
+// read lock: not inside Read or Each (see View for who may call what).
 func (s *Store) Get(id uint64) (any, bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.getLocked(id)
+}
+
+func (s *Store) getLocked(id uint64) (any, bool) {
 	i, ok := s.byID.get(id)
 	if !ok || s.ents.at(i).flags&fPendingCreate != 0 {
 		return nil, false
@@ -501,19 +525,61 @@ func (s *Store) Get(id uint64) (any, bool) {
 	return reflect.NewAt(e.t.rt, e.ptr).Interface(), true
 }
 
-// IDOf returns the ID of obj (active role).
+// IDOf returns the ID of obj, on either role; on the active, objects the
+// open transaction created have theirs too. A standby builds its address
+// index on the first call (8 to 16 bytes per object) and keeps it after.
+// It takes the read lock: not inside Read or Each.
 func (s *Store) IDOf(obj any) (uint64, bool) {
 	_, p, err := s.objOf(obj)
-	if err != nil || s.byPtr == nil {
+	if err != nil {
 		return 0, false
 	}
 	s.mu.RLock()
 	defer s.mu.RUnlock()
-	i, ok := s.byPtr.get(p)
+	i, ok := s.slabOf(p)
 	if !ok {
 		return 0, false
 	}
 	return s.ents.at(i).id, true
+}
+
+// idOfLocked is IDOf for committed objects only (View); the caller holds
+// s.mu.
+func (s *Store) idOfLocked(obj any) (uint64, bool) {
+	_, p, err := s.objOf(obj)
+	if err != nil {
+		return 0, false
+	}
+	i, ok := s.slabOf(p)
+	if !ok || s.ents.at(i).flags&fPendingCreate != 0 {
+		return 0, false
+	}
+	return s.ents.at(i).id, true
+}
+
+// slabOf finds the entry of the object at p; the caller holds s.mu (read or
+// write).
+func (s *Store) slabOf(p unsafe.Pointer) (int32, bool) {
+	if s.byPtr != nil {
+		return s.byPtr.get(p)
+	}
+	x := s.sbyPtrs.Load()
+	if x == nil {
+		// No writer runs while the caller holds s.mu; other readers may
+		// build too, so builders take turns.
+		s.sbyPtrsMu.Lock()
+		if x = s.sbyPtrs.Load(); x == nil {
+			x = newSlabIndex(&s.ents, s.nobj)
+			for i := range int32(s.ents.len()) {
+				if s.ents.at(i).flags&fLive != 0 {
+					x.set(i)
+				}
+			}
+			s.sbyPtrs.Store(x)
+		}
+		s.sbyPtrsMu.Unlock()
+	}
+	return x.get(p)
 }
 
 // Each calls fn for every committed object until fn returns false, holding
@@ -522,6 +588,10 @@ func (s *Store) IDOf(obj any) (uint64, bool) {
 func (s *Store) Each(fn func(id uint64, obj any) bool) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	s.eachLocked(fn)
+}
+
+func (s *Store) eachLocked(fn func(id uint64, obj any) bool) {
 	for i := range int32(s.ents.len()) {
 		e := s.ents.at(i)
 		if e.flags&fLive == 0 || e.flags&fPendingCreate != 0 {
@@ -534,7 +604,8 @@ func (s *Store) Each(fn func(id uint64, obj any) bool) {
 }
 
 // Read runs fn under the store's read lock, so that a standby application
-// sees no transaction half-applied. Like Each, fn must not call the store.
+// sees no transaction half-applied. Like Each, fn must not call the store;
+// View.ReadWith hands fn lookups that it may use.
 func (s *Store) Read(fn func()) {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
@@ -546,6 +617,10 @@ func (s *Store) Read(fn func()) {
 func (s *Store) Name(id uint64) string {
 	s.mu.RLock()
 	defer s.mu.RUnlock()
+	return s.nameOfLocked(id)
+}
+
+func (s *Store) nameOfLocked(id uint64) string {
 	if i, ok := s.byID.get(id); ok {
 		return s.nameLocked(s.ents.at(i))
 	}
