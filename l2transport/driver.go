@@ -623,6 +623,15 @@ func (c *Conn) deliverOne(d delivery) {
 func (c *Conn) logEvent(ev Event) {
 	switch ev.Kind {
 	case EventPeerRestarted:
+		if ev.EpochReused {
+			// Once per incarnation that reused its epoch: the peer's
+			// configuration is wrong, and a peer without incarnations
+			// would have wedged the pair.
+			c.log.Error("peer restarted with the epoch of its previous incarnation; stream reset: its epoch must grow on every restart",
+				"peer", ev.PeerNodeID, "epoch", ev.PeerEpoch, "discarded_msgs", ev.DiscardedMessages,
+				"discarded_bytes", ev.DiscardedBytes, "recv_discarded", ev.RecvDiscarded)
+			return
+		}
 		c.log.Warn("peer restarted; stream reset", "peer", ev.PeerNodeID, "old_epoch", ev.OldPeerEpoch,
 			"new_epoch", ev.PeerEpoch, "discarded_msgs", ev.DiscardedMessages, "discarded_bytes", ev.DiscardedBytes,
 			"recv_discarded", ev.RecvDiscarded)

@@ -4,6 +4,7 @@ import (
 	"cmp"
 	"encoding/binary"
 	"fmt"
+	"math/rand/v2"
 	"slices"
 	"time"
 
@@ -19,12 +20,27 @@ import (
 // Protocol summary (the byte layouts are in docs/ARCHITECTURE.md):
 //
 //   - Handshake. Hello and HelloAck carry the sender's epoch (header Epoch), its
-//     initial sequence number ISN (header Seq) and a 16-byte payload: the peer
-//     epoch and peer ISN the sender last saw (4+8 bytes) and its receive window in
-//     frames (4 bytes). A side becomes established when it receives a Hello or
-//     HelloAck that echoes its own epoch and ISN; every Hello is answered with a
-//     HelloAck, and a side that just became established sends one HelloAck
-//     unprompted so that the peer completes without waiting for its Hello timer.
+//     initial sequence number ISN (header Seq) and a 32-byte payload: the peer
+//     epoch and peer ISN the sender last saw (4+8 bytes), its receive window in
+//     frames (4 bytes), its incarnation (8 bytes, SessionConfig.Incarnation)
+//     and the peer incarnation it last saw (8 bytes, 0 for none). A side
+//     becomes established when it receives a Hello or HelloAck that echoes its
+//     own epoch, ISN and incarnation; every Hello is answered with a HelloAck,
+//     and a side that just became established sends one HelloAck unprompted so
+//     that the peer completes without waiting for its Hello timer. The last 16
+//     bytes were added within frame version 1: a receiver needs only the first
+//     16 and ignores the rest, and from a sender of 16 bytes the incarnations
+//     are taken as unknown (and not checked).
+//   - Incarnations. A Session draws a random incarnation, and its ISN from it,
+//     unless configured. Epochs order incarnations; the incarnation tells
+//     apart two that (wrongly) share an epoch. A Hello or HelloAck of the
+//     peer's current epoch with an incarnation other than the one known is a
+//     peer that restarted and reused its epoch: the stream restarts as for a
+//     newer epoch (EventPeerRestarted with EpochReused, counted in
+//     PeerEpochReuses), and the replaced incarnation's Hellos are dropped from
+//     then on (DropStaleStream). Before incarnations, such a peer was taken
+//     for the old one: each side established against the other's stale
+//     sequence numbers, and the pair wedged with only drop counters moving.
 //   - Restart. A Hello from a newer peer epoch (RFC 1982 comparison) discards the
 //     old stream on this side: unacknowledged sends and undelivered receives are
 //     dropped and reported in EventPeerRestarted, and the new stream starts at an
@@ -48,8 +64,12 @@ type Session struct {
 	now        time.Time
 
 	// Handshake state.
+	inc          uint64 // our incarnation
 	peerNode     uint64
-	peerEpoch    uint32 // 0 until the first Hello
+	peerEpoch    uint32    // 0 until the first Hello
+	peerInc      uint64    // the peer's incarnation, 0 while unknown
+	retiredInc   [4]uint64 // peer incarnations replaced under peerEpoch, a ring
+	retiredNext  int
 	peerISN      uint64 // the peer's ISN: tentative until established
 	established  bool
 	isn          uint64
@@ -130,7 +150,7 @@ type Session struct {
 
 	h      frame.Header // decode scratch
 	oh     frame.Header // encode scratch
-	hello  [helloLen]byte
+	hello  [helloExtLen]byte
 	ackPay [ackLen]byte
 	stats  SessionStats
 }
@@ -229,7 +249,17 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		s.payloadMax = frame.MaxPayload
 	}
 	s.peerNode = c.PeerNodeID
-	s.isn = 1
+	s.inc = c.Incarnation
+	for s.inc == 0 {
+		s.inc = rand.Uint64()
+	}
+	// The ISN is drawn from 2^62 values, leaving 2^62 sequence numbers of
+	// headroom so that they never wrap. Data frames carry the epoch but not
+	// the incarnation, so this is what keeps a dead incarnation's late data
+	// out of the stream of a successor that reused its epoch: they are below
+	// the new ISN (DropStaleStream) or beyond its window, except with odds
+	// of one in 2^62 per frame the old incarnation had sent.
+	s.isn = 1 + s.inc%(1<<62)
 	s.sndUna, s.sndNxt, s.sndLimit = s.isn, s.isn, s.isn
 	s.sq = make([]sendFrame, 256)
 	ring := 1
@@ -477,18 +507,38 @@ func (s *Session) onHello(h *frame.Header, payload []byte) {
 	seenEpoch := binary.BigEndian.Uint32(payload[0:])
 	seenISN := binary.BigEndian.Uint64(payload[4:])
 	wnd := binary.BigEndian.Uint32(payload[12:])
+	var inc, seenInc uint64 // 0: a sender before incarnations
+	ext := len(payload) >= helloExtLen
+	if ext {
+		inc = binary.BigEndian.Uint64(payload[16:])
+		seenInc = binary.BigEndian.Uint64(payload[24:])
+	}
 	if s.peerEpoch != 0 && h.Epoch != s.peerEpoch {
 		if !epochNewer(h.Epoch, s.peerEpoch) {
 			s.drop(DropStaleEpoch)
 			return
 		}
-		s.restart(h.Epoch)
+		s.restart(h.Epoch, false)
+	} else if s.peerEpoch != 0 && inc != 0 && s.peerInc != 0 && inc != s.peerInc {
+		// The peer's epoch, another incarnation: it restarted and reused
+		// its epoch, unless this is a late frame of one it replaced.
+		if s.retired(inc) {
+			s.drop(DropStaleStream)
+			return
+		}
+		s.retiredInc[s.retiredNext] = s.peerInc
+		s.retiredNext = (s.retiredNext + 1) % len(s.retiredInc)
+		s.stats.PeerEpochReuses++
+		s.restart(h.Epoch, true)
 	}
 	if s.peerEpoch == 0 {
 		s.peerEpoch = h.Epoch
 		if s.peerNode == 0 {
 			s.peerNode = h.NodeID
 		}
+	}
+	if s.peerInc == 0 {
+		s.peerInc = inc
 	}
 	s.heard()
 	if h.Type == frame.TypeHello {
@@ -498,12 +548,23 @@ func (s *Session) onHello(h *frame.Header, payload []byte) {
 		return
 	}
 	s.peerISN = h.Seq
-	if seenEpoch == s.cfg.Epoch && seenISN == s.isn {
+	if seenEpoch == s.cfg.Epoch && seenISN == s.isn && (!ext || seenInc == s.inc) {
 		s.establish(uint64(wnd))
 		// Tell the peer at once that we have its ISN, rather than leave it to
 		// its Hello timer.
 		s.needHelloAck = true
 	}
+}
+
+// retired reports whether inc is a peer incarnation replaced under the
+// current peer epoch.
+func (s *Session) retired(inc uint64) bool {
+	for _, r := range s.retiredInc {
+		if r == inc {
+			return true
+		}
+	}
+	return false
 }
 
 func (s *Session) establish(wnd uint64) {
@@ -515,10 +576,11 @@ func (s *Session) establish(wnd uint64) {
 	s.events = append(s.events, Event{Kind: EventEstablished, At: s.now, PeerNodeID: s.peerNode, PeerEpoch: s.peerEpoch})
 }
 
-// restart throws away the stream with the old peer incarnation.
-func (s *Session) restart(newEpoch uint32) {
+// restart throws away the stream with the old peer incarnation; reused says
+// that the new one has the same epoch.
+func (s *Session) restart(newEpoch uint32, reused bool) {
 	ev := Event{Kind: EventPeerRestarted, At: s.now, PeerNodeID: s.peerNode, PeerEpoch: newEpoch, OldPeerEpoch: s.peerEpoch,
-		SentBefore: s.stats.MessagesSent}
+		EpochReused: reused, SentBefore: s.stats.MessagesSent}
 	var lastTxn uint64
 	for i := range s.sqLen {
 		f := s.sqAt(i)
@@ -559,7 +621,11 @@ func (s *Session) restart(newEpoch uint32) {
 	s.unackedRecv, s.ackAt, s.needAck = 0, time.Time{}, false
 
 	s.established = false
+	if newEpoch != s.peerEpoch {
+		s.retiredInc = [len(s.retiredInc)]uint64{}
+	}
 	s.peerEpoch = newEpoch
+	s.peerInc = 0 // the new incarnation's Hello tells
 	s.peerISN = 0
 	s.needHello = true
 	s.stats.PeerRestarts++
@@ -1290,10 +1356,16 @@ func (s *Session) emitHello(t frame.Type) {
 	if s.peerISN != 0 {
 		seenEpoch = s.peerEpoch
 	}
+	var seenInc uint64
+	if s.peerISN != 0 {
+		seenInc = s.peerInc
+	}
 	binary.BigEndian.PutUint32(p[0:], seenEpoch)
 	binary.BigEndian.PutUint64(p[4:], s.peerISN)
 	wnd := s.rcvWnd()
 	binary.BigEndian.PutUint32(p[12:], wnd)
+	binary.BigEndian.PutUint64(p[16:], s.inc)
+	binary.BigEndian.PutUint64(p[24:], seenInc)
 	if s.established {
 		s.advEdge = s.rcvNext + uint64(wnd)
 	}

@@ -22,6 +22,15 @@ type SessionConfig struct {
 	// because the peer tells a restart from a delayed old frame by comparing
 	// epochs.
 	Epoch uint32
+	// Incarnation tells this Session apart from every other incarnation of
+	// the node, even one that (wrongly) has the same Epoch: it travels in
+	// Hello and HelloAck, and a peer that sees a new one under an epoch it
+	// already knows restarts the stream (EventPeerRestarted with EpochReused)
+	// instead of taking the newcomer for the incarnation it was talking to.
+	// It also picks the initial sequence number, so that a dead
+	// incarnation's late frames fall outside the new stream. Zero, the
+	// default, draws a random one; set it only to make a test replay.
+	Incarnation uint64
 
 	// MaxPDU is the largest PDU the link carries (Link.MaxPDU).
 	MaxPDU int
@@ -93,9 +102,15 @@ const (
 	DefaultMaxBurst          = 256
 )
 
-// helloLen is the Hello/HelloAck payload: peer epoch seen (4), peer ISN seen (8),
-// receive window in frames (4).
-const helloLen = 16
+// helloLen is the Hello/HelloAck payload a receiver requires: peer epoch
+// seen (4), peer ISN seen (8), receive window in frames (4). helloExtLen adds
+// the sender's incarnation (8) and the peer incarnation seen (8); a sender
+// before the extension sends helloLen bytes, and a receiver before it ignores
+// the bytes beyond, so either end may be older.
+const (
+	helloLen    = 16
+	helloExtLen = helloLen + 16
+)
 
 // ackLen is the TypeAck payload: receive window in frames (4).
 const ackLen = 4

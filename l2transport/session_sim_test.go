@@ -179,6 +179,7 @@ func newSim(t testing.TB, seed uint64, sc simConfig) *sim {
 		}
 		cfg.LocalNodeID = uint64(i + 1)
 		cfg.Epoch = uint32(100 + i)
+		cfg.Incarnation = simIncarnation(seed, i) // sequence numbers replay too
 		s, err := NewSession(cfg)
 		if err != nil {
 			t.Fatal(err)
@@ -191,6 +192,11 @@ func newSim(t testing.TB, seed uint64, sc simConfig) *sim {
 		}
 	}
 	return sm
+}
+
+// simIncarnation is node i's incarnation in a simulation seeded with seed.
+func simIncarnation(seed uint64, i int) uint64 {
+	return rand.New(rand.NewPCG(seed, uint64(100+i))).Uint64() | 1
 }
 
 func (sm *sim) fatalf(format string, args ...any) {

@@ -12,71 +12,89 @@ import (
 	"github.com/swha/swha/l2transport/linktest"
 )
 
+// TestPeerRestartMidStream replaces B with a new incarnation mid-stream, with
+// the next epoch, or (a misconfiguration the stream survives) the same one.
 func TestPeerRestartMidStream(t *testing.T) {
-	linktest.RunSeeds(t, nil, func(t *testing.T, seed uint64) {
-		sm := newSim(t, seed, simConfig{
-			faults:   Faults{Loss: 0.05, Delay: 100 * time.Microsecond},
-			messages: simMessages / 2,
-			minSize:  8, // room for the generation stamp
+	for _, reuse := range []bool{false, true} {
+		t.Run(map[bool]string{false: "next-epoch", true: "same-epoch"}[reuse], func(t *testing.T) {
+			linktest.RunSeeds(t, nil, func(t *testing.T, seed uint64) { testPeerRestartMidStream(t, seed, reuse) })
 		})
-		var restartedAt time.Time
-		oldB := sm.nodes[1].s
-		sm.onStep = func(sm *sim) {
-			// Replace B once a good part of both streams has flowed, mid-stream.
-			if !restartedAt.IsZero() || sm.nodes[1].out.recvd < sm.nodes[1].out.total/4 {
-				return
-			}
-			restartedAt = sm.now
-			sm.minEnd = sm.now.Add(time.Second) // see the new stream established
-			cfg := oldB.cfg
-			cfg.Epoch++ // the next incarnation
-			s, err := NewSession(cfg)
-			if err != nil {
-				t.Fatal(err)
-			}
-			sm.nodes[1].s = s
-			sm.nodes[1].events = nil
-			// B's application restarts too: its messages form a new generation;
-			// A must see none of the old one after the reset.
-			sm.nodes[1].out.gen++
-			sm.nodes[1].out.havePend = false
-		}
-		sm.run()
-		if restartedAt.IsZero() {
-			t.Fatalf("seed %d: B was never restarted", seed)
-		}
-		var restarts []Event
-		for _, ev := range sm.nodes[0].events {
-			if ev.Kind == EventPeerRestarted {
-				restarts = append(restarts, ev)
-			}
-		}
-		if len(restarts) != 1 {
-			t.Fatalf("seed %d: A saw %d PeerRestarted events, want 1", seed, len(restarts))
-		}
-		ev := restarts[0]
-		if ev.OldPeerEpoch != oldB.cfg.Epoch || ev.PeerEpoch != oldB.cfg.Epoch+1 || ev.PeerNodeID != 2 {
-			t.Errorf("seed %d: event %+v, want epochs %d→%d from node 2", seed, ev, oldB.cfg.Epoch, oldB.cfg.Epoch+1)
-		}
-		if ev.At.Before(restartedAt) {
-			t.Errorf("seed %d: restart reported at %v, before it happened at %v", seed, ev.At, restartedAt)
-		}
-		for _, ev := range sm.nodes[1].events {
-			if ev.Kind == EventPeerRestarted {
-				t.Errorf("seed %d: new B saw %+v; it never knew the old stream", seed, ev)
-			}
-		}
-		a, b := sm.nodes[0].s.Stats(), sm.nodes[1].s.Stats()
-		if a.PeerRestarts != 1 || !a.Established || !b.Established {
-			t.Errorf("seed %d: A restarts %d established %v, B established %v", seed, a.PeerRestarts, a.Established, b.Established)
-		}
-		// Old-stream frames still in flight reached the new B; they must have been
-		// refused, not delivered.
-		if b.Drops[DropNotEstablished]+b.Drops[DropStaleStream]+b.Drops[DropStaleEpoch] == 0 && len(sm.q) == 0 {
-			t.Logf("seed %d: no old-stream frame reached the new B (possible, but rare)", seed)
-		}
-		t.Logf("A discarded %d messages (%d bytes, txns %v); B drops %v", ev.DiscardedMessages, ev.DiscardedBytes, ev.DiscardedTxns, b.Drops)
+	}
+}
+
+func testPeerRestartMidStream(t *testing.T, seed uint64, reuse bool) {
+	sm := newSim(t, seed, simConfig{
+		faults:   Faults{Loss: 0.05, Delay: 100 * time.Microsecond},
+		messages: simMessages / 2,
+		minSize:  8, // room for the generation stamp
 	})
+	var restartedAt time.Time
+	oldB := sm.nodes[1].s
+	sm.onStep = func(sm *sim) {
+		// Replace B once a good part of both streams has flowed, mid-stream.
+		if !restartedAt.IsZero() || sm.nodes[1].out.recvd < sm.nodes[1].out.total/4 {
+			return
+		}
+		restartedAt = sm.now
+		sm.minEnd = sm.now.Add(time.Second) // see the new stream established
+		cfg := oldB.cfg
+		cfg.Incarnation = simIncarnation(seed, 2)
+		if !reuse {
+			cfg.Epoch++ // the next incarnation
+		}
+		s, err := NewSession(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sm.nodes[1].s = s
+		sm.nodes[1].events = nil
+		// B's application restarts too: its messages form a new generation;
+		// A must see none of the old one after the reset.
+		sm.nodes[1].out.gen++
+		sm.nodes[1].out.havePend = false
+	}
+	sm.run()
+	if restartedAt.IsZero() {
+		t.Fatalf("seed %d: B was never restarted", seed)
+	}
+	var restarts []Event
+	for _, ev := range sm.nodes[0].events {
+		if ev.Kind == EventPeerRestarted {
+			restarts = append(restarts, ev)
+		}
+	}
+	if len(restarts) != 1 {
+		t.Fatalf("seed %d: A saw %d PeerRestarted events, want 1", seed, len(restarts))
+	}
+	ev := restarts[0]
+	newEpoch := oldB.cfg.Epoch + 1
+	if reuse {
+		newEpoch = oldB.cfg.Epoch
+	}
+	if ev.OldPeerEpoch != oldB.cfg.Epoch || ev.PeerEpoch != newEpoch || ev.PeerNodeID != 2 || ev.EpochReused != reuse {
+		t.Errorf("seed %d: event %+v, want epochs %d→%d from node 2, reused %v", seed, ev, oldB.cfg.Epoch, newEpoch, reuse)
+	}
+	if ev.At.Before(restartedAt) {
+		t.Errorf("seed %d: restart reported at %v, before it happened at %v", seed, ev.At, restartedAt)
+	}
+	for _, ev := range sm.nodes[1].events {
+		if ev.Kind == EventPeerRestarted {
+			t.Errorf("seed %d: new B saw %+v; it never knew the old stream", seed, ev)
+		}
+	}
+	a, b := sm.nodes[0].s.Stats(), sm.nodes[1].s.Stats()
+	if a.PeerRestarts != 1 || !a.Established || !b.Established {
+		t.Errorf("seed %d: A restarts %d established %v, B established %v", seed, a.PeerRestarts, a.Established, b.Established)
+	}
+	if want := map[bool]uint64{false: 0, true: 1}[reuse]; a.PeerEpochReuses != want {
+		t.Errorf("seed %d: A counted %d epoch reuses, want %d", seed, a.PeerEpochReuses, want)
+	}
+	// Old-stream frames still in flight reached the new B; they must have been
+	// refused, not delivered.
+	if b.Drops[DropNotEstablished]+b.Drops[DropStaleStream]+b.Drops[DropStaleEpoch] == 0 && len(sm.q) == 0 {
+		t.Logf("seed %d: no old-stream frame reached the new B (possible, but rare)", seed)
+	}
+	t.Logf("A discarded %d messages (%d bytes, txns %v); B drops %v", ev.DiscardedMessages, ev.DiscardedBytes, ev.DiscardedTxns, b.Drops)
 }
 
 func TestStaleHelloAfterRestartIsIgnored(t *testing.T) {
@@ -340,7 +358,7 @@ func TestBadFramesCounted(t *testing.T) {
 			func(s SessionStats) uint64 { return s.Drops[DropOutOfWindow] }},
 		{"stale stream", encode(t, frame.Header{Type: frame.TypeAck, Flags: frame.FlagAckValid, NodeID: 2, Epoch: bEpoch, Seq: peerISN - 1}, []byte{0, 0, 0, 1}),
 			func(s SessionStats) uint64 { return s.Drops[DropStaleStream] }},
-		{"bad ack", encode(t, frame.Header{Type: frame.TypeAck, Flags: frame.FlagAckValid, NodeID: 2, Epoch: bEpoch, Seq: peerISN + 1, Ack: 1 << 40}, []byte{0, 0, 0, 1}),
+		{"bad ack", encode(t, frame.Header{Type: frame.TypeAck, Flags: frame.FlagAckValid, NodeID: 2, Epoch: bEpoch, Seq: peerISN + 1, Ack: a.sndNxt + 1000}, []byte{0, 0, 0, 1}),
 			func(s SessionStats) uint64 { return s.Drops[DropBadAck] }},
 		{"short hello", encode(t, frame.Header{Type: frame.TypeHello, NodeID: 2, Epoch: bEpoch}, []byte{1}),
 			func(s SessionStats) uint64 { return s.Drops[DropMalformed] }},

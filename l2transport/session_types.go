@@ -31,10 +31,11 @@ type EventKind uint8
 const (
 	// EventEstablished: the handshake with PeerEpoch completed; data flows.
 	EventEstablished EventKind = iota + 1
-	// EventPeerRestarted: a newer peer epoch appeared. The old stream is gone:
-	// everything not yet acknowledged by the old incarnation was discarded
-	// (Discarded*), as were partial and undelivered received messages
-	// (RecvDiscarded); later messages belong to the new stream only.
+	// EventPeerRestarted: a new peer incarnation appeared, with a newer epoch
+	// or, if EpochReused, with the epoch of the one before. The old stream is
+	// gone: everything not yet acknowledged by the old incarnation was
+	// discarded (Discarded*), as were partial and undelivered received
+	// messages (RecvDiscarded); later messages belong to the new stream only.
 	EventPeerRestarted
 	// EventPeerSilent: nothing valid was heard from the peer for DeadInterval.
 	// Emitted once per silence.
@@ -64,6 +65,13 @@ type Event struct {
 	PeerNodeID   uint64
 	PeerEpoch    uint32
 	OldPeerEpoch uint32 // EventPeerRestarted: the epoch that went away
+	// EpochReused (EventPeerRestarted only) says that the new incarnation has
+	// the old one's epoch: the peer restarted without a newer Epoch, which
+	// SessionConfig.Epoch forbids. The stream was restarted all the same (the
+	// incarnations differ in SessionConfig.Incarnation), but the peer's
+	// configuration is wrong, and a peer older than the incarnation field
+	// would have wedged the pair instead: fix its epoch source.
+	EpochReused bool
 
 	// EventPeerRestarted only: sent messages that the old incarnation had not
 	// acknowledged, their payload bytes and their distinct non-zero transaction
@@ -72,7 +80,7 @@ type Event struct {
 	DiscardedBytes    int64
 	DiscardedTxns     []uint64
 	// SentBefore is how many messages Send had accepted, since the Session was
-	// created, when the old stream ended. Messages sent after it (possibly before
+	// created (for a Conn: since its last Restart), when the old stream ended. Messages sent after it (possibly before
 	// the application saw this event) belong to the new stream and are delivered.
 	SentBefore uint64
 	// RecvDiscarded counts received messages from the old stream that were
@@ -90,7 +98,7 @@ const (
 	DropSelf                             // our own node ID: a loop in the network
 	DropStaleEpoch                       // from an older peer epoch
 	DropUnknownEpoch                     // data from a newer peer epoch before its Hello
-	DropStaleStream                      // the peer's epoch, but a stream it has since reset
+	DropStaleStream                      // the peer's epoch, but a stream it has since reset, or an incarnation since replaced
 	DropNotEstablished                   // data before the handshake completed
 	DropOutOfWindow                      // sequence number beyond the receive window
 	DropDuplicate                        // data already received (re-acknowledged)
@@ -139,6 +147,9 @@ type SessionStats struct {
 	SpuriousTimeouts uint64
 	Backpressure     uint64 // Send calls refused with ErrBackpressure
 	PeerRestarts     uint64
+	// PeerEpochReuses counts peer restarts whose new incarnation reused the
+	// old one's epoch (Event.EpochReused); each also counts in PeerRestarts.
+	PeerEpochReuses uint64
 
 	// DecodeErrors counts frames refused by the codec, indexed by frame.Error.
 	DecodeErrors [frame.NumErrors]uint64
