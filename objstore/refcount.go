@@ -27,9 +27,8 @@ import (
 // it rewrites, objects it deletes) are tallied, and if some remain the
 // commit fails with ErrDangling. Only then, for a commit about to be refused,
 // is the store scanned, to name the object and field still pointing; a scan
-// that finds none (the count drifted: a static registered pointing at an
-// object created later is not counted until it is committed) lets the
-// commit go on.
+// that finds none (the count drifted) lets the commit go on. (A static's registered value, pointing at an object created
+// only later, is counted when that object is: see countStatic.)
 
 type refOp uint8
 
@@ -37,6 +36,8 @@ const (
 	refAdd   refOp = iota // count the pointers of a value now in a shadow
 	refSub                // uncount those of a value leaving a shadow
 	refTally              // tally, in s.tally, those to objects of interest
+	refProbe              // set s.probeMissed at a pointer to no object of the store
+	refLate               // count those to objects the committing transaction created
 )
 
 // walkRefs applies op to every pointer to an object in the value of type n
@@ -109,9 +110,18 @@ func (s *Store) countRef(n *node, ptr unsafe.Pointer, op refOp) {
 		sl = s.byPtr.find(s.ents.at(i).ptr)
 	}
 	if sl == nil {
-		return // not in the store (a static's registered value may point anywhere)
+		// Not in the store: a static's registered value may point anywhere.
+		if op == refProbe {
+			s.probeMissed = true
+		}
+		return
 	}
 	switch op {
+	case refLate:
+		if f := s.ents.at(sl.val).flags; f&fPendingCreate == 0 || f&fPendingDelete != 0 {
+			return
+		}
+		sl.refs++
 	case refAdd:
 		sl.refs++
 	case refSub:
@@ -131,6 +141,34 @@ func (s *Store) countShadow(i int32, op refOp) {
 	if e := s.ents.at(i); e.shadow != nil && e.t.root.hasRefs {
 		s.walkRefs(e.t.root, e.shadow, op)
 	}
+}
+
+// countStatic counts the pointers of static i's shadow as it registers, and
+// lists it in s.lateStatics if some point at no object yet: the registered
+// value of a static may point at an object the application creates later,
+// which the count must then include (countLate) until the static's first
+// commit makes its shadow one whose every pointer was counted.
+func (s *Store) countStatic(i int32) {
+	s.countShadow(i, refAdd)
+	s.probeMissed = false
+	s.countShadow(i, refProbe)
+	if s.probeMissed {
+		s.lateStatics = append(s.lateStatics, i)
+	}
+}
+
+// countLate counts, at a successful commit and before its shadow writes,
+// the pointers of the uncommitted statics to the objects it creates.
+func (s *Store) countLate() {
+	keep := s.lateStatics[:0]
+	for _, i := range s.lateStatics {
+		if s.ents.at(i).flags&fStale == 0 {
+			continue // committed since: counted like any other
+		}
+		s.countShadow(i, refLate)
+		keep = append(keep, i)
+	}
+	s.lateStatics = keep
 }
 
 // eachDeleted calls fn for every committed object the open transaction

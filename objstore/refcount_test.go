@@ -190,3 +190,43 @@ func TestPromotedStoreCountsPointers(t *testing.T) {
 		t.Fatalf("promoted store deleted a pointed-to object: %v", err)
 	}
 }
+
+// TestStaticPointingAhead: a static registered pointing at an object the
+// application creates later holds that pointer in its shadow from the
+// object's create on, so the object cannot be deleted under it, before the
+// static's first commit or after.
+func TestStaticPointingAhead(t *testing.T) {
+	p := newPair(t, 0)
+	hop, other := &NextHop{Iface: "later"}, &NextHop{Iface: "other"}
+	st := &Route{NextHop: hop}
+	if err := p.act.RegisterStatic("st", st); err != nil {
+		t.Fatal(err)
+	}
+	if err := p.sby.RegisterStatic("st", &Route{}); err != nil {
+		t.Fatal(err)
+	}
+	tx, _ := p.act.Begin()
+	_, _ = tx.Create(hop)
+	_, _ = tx.Create(other)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	checkRefCounts(t, p.act)
+	tx, _ = p.act.Begin()
+	_ = tx.Delete(hop)
+	wantText(t, commitErr(t, tx, ErrDangling), fmt.Sprintf("which Route %d still points to (field NextHop)", StaticID("st")))
+	tx, _ = p.act.Begin()
+	st.NextHop = other
+	_ = tx.Update(st)
+	_ = tx.Delete(hop)
+	if err := tx.Commit(); err != nil {
+		t.Fatal(err)
+	}
+	checkRefCounts(t, p.act)
+	tx, _ = p.act.Begin()
+	_ = tx.Delete(other)
+	wantText(t, commitErr(t, tx, ErrDangling), fmt.Sprintf("which Route %d still points to (field NextHop)", StaticID("st")))
+	if _, err := p.act.Save(&bytes.Buffer{}); err != nil {
+		t.Fatal(err)
+	}
+}

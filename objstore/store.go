@@ -177,9 +177,14 @@ type Store struct {
 	noteRefs bool // encoding a message: refID and interiorRef fill refsTo
 	// checkDeletes scratch: deleted objects still pointed to, and the
 	// pointers to them the transaction removes (refcount.go).
-	doomed  []int32
-	tally   map[int32]int32
-	newGrps []uint32
+	doomed []int32
+	tally  map[int32]int32
+	// lateStatics are the uncommitted statics whose registered values
+	// point at objects not in the store (countStatic); probeMissed is
+	// countStatic's scratch.
+	lateStatics []int32
+	probeMissed bool
+	newGrps     []uint32
 	// recreated lists the absent objects the transaction being committed
 	// sends as Creates; absentSeen says some object may be marked absent.
 	recreated  []int32
@@ -326,7 +331,7 @@ func (s *Store) RegisterStatic(name string, obj any) error {
 	if s.active {
 		s.ents.at(i).shadow = newShadow(t, p)
 		s.byPtr.setShadow(p, s.ents.at(i).shadow)
-		s.countShadow(i, refAdd)
+		s.countStatic(i)
 	}
 	return nil
 }

@@ -724,6 +724,9 @@ func (s *Store) rollback() {
 
 // finish applies a successful commit's shadow writes, deletes and creates.
 func (s *Store) finish() {
+	if len(s.lateStatics) > 0 {
+		s.countLate()
+	}
 	s.commitShadows()
 	for _, i := range s.touched {
 		s.ents.at(i).flags &^= fStale | fEncoded
