@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"maps"
 	"math/rand/v2"
 	"net/netip"
 	"slices"
@@ -385,10 +386,10 @@ func runDemo(w io.Writer, o demoOptions) error {
 		}
 		return true
 	})
-	cand := maps(model)
+	cand := maps.Clone(model)
 	match := -1
 	for k := 0; ; k++ { // k: newest tail transactions undone
-		if dups == 0 && equalModels(cand, got) {
+		if dups == 0 && maps.EqualFunc(cand, got, routeVal.equal) {
 			match = k
 			break
 		}
@@ -477,24 +478,4 @@ func errOrAcked(err error) string {
 		return "arrived whole and was acknowledged before the cut"
 	}
 	return "commit returned " + err.Error()
-}
-
-func maps(m map[netip.Prefix]routeVal) map[netip.Prefix]routeVal {
-	c := make(map[netip.Prefix]routeVal, len(m))
-	for k, v := range m {
-		c[k] = v
-	}
-	return c
-}
-
-func equalModels(a, b map[netip.Prefix]routeVal) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for k, v := range a {
-		if g, ok := b[k]; !ok || !g.equal(v) {
-			return false
-		}
-	}
-	return true
 }
