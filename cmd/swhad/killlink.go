@@ -47,6 +47,16 @@ func (k *killLink) killNow() {
 	k.dieLocked()
 }
 
+// glitch partitions the pair (both ways) while on, as a cable glitch would,
+// without killing anything. Turning it off does not revive a dead link.
+func (k *killLink) glitch(on bool) {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	if !k.dead {
+		k.MemLink.SetPartitioned(on)
+	}
+}
+
 func (k *killLink) dieLocked() {
 	if k.dead {
 		return
@@ -55,6 +65,13 @@ func (k *killLink) dieLocked() {
 	k.MemLink.SetPartitioned(true) // the pair is partitioned in both directions
 	k.killedAt = time.Now()
 	close(k.killed)
+}
+
+// isDead reports whether the link has been killed.
+func (k *killLink) isDead() bool {
+	k.mu.Lock()
+	defer k.mu.Unlock()
+	return k.dead
 }
 
 func (k *killLink) killTime() time.Time {
