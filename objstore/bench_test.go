@@ -75,6 +75,40 @@ func BenchmarkCommitOneChangeHot(b *testing.B) {
 	benchCommitOneChange(b, func(routes []*Route, _ *xorshift) *Route { return routes[len(routes)/2] })
 }
 
+// BenchmarkCommitCreateDelete commits, per transaction, the create of a
+// route through a random next hop and the delete of a random route, at 1K
+// and 1M objects: a commit that creates and deletes pointers, whose
+// bookkeeping (the incoming pointer counts, refcount.go) must not grow with
+// the store.
+func BenchmarkCommitCreateDelete(b *testing.B) {
+	for _, n := range []int{1000, 1000000} {
+		b.Run(fmt.Sprintf("objects=%d", n), func(b *testing.B) {
+			s, routes := benchRoutes(b, n, Discard)
+			rng := xorshift(88172645463325252)
+			b.ReportAllocs()
+			for b.Loop() {
+				k := rng.next(len(routes))
+				old := routes[k]
+				r := &Route{Prefix: old.Prefix, NextHop: routes[rng.next(len(routes))].NextHop, Communities: old.Communities}
+				tx, err := s.Begin()
+				if err != nil {
+					b.Fatal(err)
+				}
+				if _, err := tx.Create(r); err != nil {
+					b.Fatal(err)
+				}
+				if err := tx.Delete(old); err != nil {
+					b.Fatal(err)
+				}
+				if err := tx.Commit(); err != nil {
+					b.Fatal(err)
+				}
+				routes[k] = r
+			}
+		})
+	}
+}
+
 // benchCommitOneChange commits one changed metric per transaction, of the
 // route pick chooses, at 1K and 1M objects, and reports the ratio.
 //
