@@ -42,10 +42,7 @@ func (n *Node) NewCoordinated(participants int) (*Coordinated, error) {
 	if r := n.Role(); r != Active {
 		return nil, fmt.Errorf("swha: coordinated transaction on a %v: %w", r, ErrNotActive)
 	}
-	n.coordMu.Lock()
-	n.coordNext++
-	id := n.coordNext
-	n.coordMu.Unlock()
+	id := n.coordNext.Add(1)
 	return &Coordinated{n: n, id: id, count: participants, begun: map[string]bool{}, committed: map[string]bool{}}, nil
 }
 
@@ -87,7 +84,7 @@ func (c *Coordinated) Begin(ctx context.Context, participant string) (*Txn, erro
 		if err != nil {
 			_ = t.tx.Abort()
 			t.done = true
-			<-c.n.wsem
+			t.lease.release()
 		}
 	}
 	if err != nil {
@@ -96,8 +93,29 @@ func (c *Coordinated) Begin(ctx context.Context, participant string) (*Txn, erro
 		c.mu.Unlock()
 		return nil, fmt.Errorf("swha: coordinated txn %d: part %q: %w", c.id, participant, err)
 	}
-	t.coord, t.part = c, participant
+	t.part = coordPart{c, participant}
 	return t, nil
+}
+
+// coordPart is a participant's part as its Txn sees it.
+type coordPart struct {
+	c    *Coordinated
+	name string
+}
+
+func (p coordPart) ended(committed bool) { p.c.settle(p.name, committed) }
+
+// aborted: the other parts may already be applied on this node, and the
+// standby applies the coordinated transaction only when every part
+// committed, so this participant still commits one, empty.
+func (p coordPart) aborted() error {
+	p.c.settle(p.name, false)
+	empty, err := p.c.Begin(p.c.n.ctx, p.name)
+	if err != nil {
+		return err
+	}
+	empty.SetMode(Async)
+	return empty.Commit(p.c.n.ctx)
 }
 
 // settle records the outcome of participant's Commit: committed, or failed
@@ -115,11 +133,20 @@ func (c *Coordinated) settle(participant string, committed bool) {
 	}
 	switch len(c.committed) {
 	case 1:
-		c.n.coordPartial.Add(1)
+		c.n.coordinated(+1)
 	case c.count:
-		// Complete: a snapshot deferred for it can go now.
-		if c.n.coordPartial.Add(-1) == 0 {
-			c.n.kick()
-		}
+		c.n.coordinated(-1)
+	}
+}
+
+// coordinated tells the core that a coordinated transaction became partial
+// (+1) or complete (-1): a snapshot waits for none to be partial.
+func (n *Node) coordinated(delta int) {
+	n.mu.Lock()
+	n.act.Coordinated(delta)
+	free := n.act.CoordinatedPartial() == 0
+	n.mu.Unlock()
+	if free {
+		n.kick() // a snapshot deferred for it can go now
 	}
 }

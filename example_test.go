@@ -96,10 +96,10 @@ func Example() {
 	}
 
 	mirror := standby.Store()
-	mirror.Read(func() { // no transaction is half-applied inside Read
-		obj, _ := mirror.Get(id)
-		r := obj.(*Route)
-		fmt.Println(mirror.Name(id), r.Prefix, "via", r.NextHop.Addr, r.NextHop.Iface, "metric", r.Metric)
+	mirror.ReadWith(func(r objstore.Reader) { // no transaction is half-applied in here
+		obj, _ := r.Get(id)
+		rt := obj.(*Route)
+		fmt.Println(r.Name(id), rt.Prefix, "via", rt.NextHop.Addr, rt.NextHop.Iface, "metric", rt.Metric)
 	})
 	// Output:
 	// route-2 10.0.0.0/24 via 192.0.2.1 eth1 metric 20
@@ -123,8 +123,12 @@ func ExampleNode_Subscribe() {
 		}
 	})
 	defer cancelSub()
+	// Hooks run on the node's delivery goroutine, after the changes
+	// delivered before them.
+	promoted := make(chan struct{})
 	standby.OnRoleChange(func(rc swha.RoleChange) {
 		fmt.Println("now", rc.To, "with", len(rc.Intents), "intents to redo")
+		close(promoted)
 	})
 
 	hop := &NextHop{Addr: netip.MustParseAddr("192.0.2.1"), Iface: "eth1"}
@@ -145,6 +149,7 @@ func ExampleNode_Subscribe() {
 	if _, err := standby.Promote(); err != nil {
 		log.Fatal(err)
 	}
+	<-promoted
 	// Output:
 	// create nexthop eth1
 	// create route 10.1.0.0/16 metric 5

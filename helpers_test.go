@@ -2,7 +2,6 @@ package swha
 
 import (
 	"context"
-	"fmt"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -58,11 +57,10 @@ func testLogger(t testing.TB) *slog.Logger {
 }
 
 type testPair struct {
-	act, sby   *Node
-	la, lb     *l2transport.MemLink
-	actCfg     *testConfig
-	sbyCfg     *testConfig
-	cancelSubs func()
+	act, sby *Node
+	la, lb   *l2transport.MemLink
+	actCfg   *testConfig
+	sbyCfg   *testConfig
 }
 
 type pairOpts struct {
@@ -130,5 +128,3 @@ func pfx(i int) netip.Prefix {
 }
 
 func hopAddr(i int) netip.Addr { return netip.AddrFrom4([4]byte{192, 0, 2, byte(i)}) }
-
-var _ = fmt.Sprint

@@ -235,31 +235,3 @@ func TestStatsFromSubscriber(t *testing.T) {
 		}
 	})
 }
-
-// TestLateHelloIgnored: a hello that arrives after the stream was decided
-// (the fallback snapshot went first, or the hello was sent twice) must not
-// point the active at a snapshot the standby no longer holds.
-func TestLateHelloIgnored(t *testing.T) {
-	synctest.Test(t, func(t *testing.T) {
-		p := newTestPair(t, pairOpts{mode: Sync})
-		ctx, cancel := context.WithTimeout(bg(), 10*time.Second)
-		defer cancel()
-		commitHop := func(name string) {
-			tx, err := p.act.Begin(ctx)
-			must(t, err)
-			_, err = tx.Create(&testHop{Iface: name})
-			must(t, err)
-			must(t, tx.Commit(ctx))
-		}
-		commitHop("a")
-		st := p.act.Stats()
-		p.act.onHello(appendHello(nil, st.ActiveSnapshotTxnID-1, st.CommittedSeq, p.sby.Store().Registry()))
-		p.act.onHello(appendHello(nil, st.ActiveSnapshotTxnID, 0, p.sby.Store().Registry()))
-		synctest.Wait() // whatever the hellos set off has happened
-		commitHop("b")
-		if got := p.act.Stats(); got.ActiveSnapshotTxnID != st.ActiveSnapshotTxnID || got.Replays != 0 {
-			t.Fatalf("a late hello changed the stream: before %+v\nafter %+v", st, got)
-		}
-		checkSame(t, p, 3)
-	})
-}

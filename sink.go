@@ -3,7 +3,10 @@ package swha
 import (
 	"context"
 	"fmt"
+	"sync/atomic"
 
+	"github.com/swha/swha/internal/replica"
+	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/objstore"
 )
 
@@ -14,10 +17,13 @@ import (
 // streaming (solo, or before its snapshot) it sends nothing: the snapshot a
 // standby gets when it joins carries the state the records made.
 //
-// With the replay log on (resume.go), a commit's records stay in the buffer,
+// With the replay log on, a commit's records stay in the buffer,
 // sent or not, and the log copies them when the commit ends.
 type batchSink struct {
-	n    *Node
+	conn *l2transport.Conn
+	// on says whether a standby follows the stream (Node.streamOn).
+	on   *atomic.Bool
+	log  *replica.Log
 	ctx  context.Context
 	txn  uint64
 	buf  []byte
@@ -45,7 +51,7 @@ func (s *batchSink) begin(ctx context.Context, txn uint64) {
 	s.ctx, s.txn, s.err = ctx, txn, nil
 	s.buf, s.ends = s.buf[:0], s.ends[:0]
 	s.sent, s.seq = 0, 0
-	s.keep = txn != 0 && s.n.replay.max >= 0
+	s.keep = txn != 0 && s.log.Enabled()
 }
 
 // WriteRecord implements objstore.RecordSink.
@@ -53,10 +59,7 @@ func (s *batchSink) WriteRecord(rec []byte) error {
 	if s.err != nil {
 		return s.err
 	}
-	n := s.n
-	n.mu.Lock()
-	on := n.streaming && n.peerUp
-	n.mu.Unlock()
+	on := s.on.Load()
 	if !on && !s.keep {
 		return nil
 	}
@@ -91,8 +94,8 @@ func (s *batchSink) offset(i int) int {
 // snapshot (the caller asks for one).
 func (s *batchSink) flush() error {
 	if s.err == nil && len(s.ends) > s.sent {
-		s.msgs = appendRecords(s.msgs[:0], s.buf, s.offset(s.sent), s.ends[s.sent:])
-		_, err := s.n.conn.SendBatch(s.ctx, s.msgs, s.txn)
+		s.msgs = replica.AppendRecords(s.msgs[:0], s.buf, s.offset(s.sent), s.ends[s.sent:])
+		_, err := s.conn.SendBatch(s.ctx, s.msgs, s.txn)
 		clear(s.msgs)
 		s.sent = len(s.ends)
 		if err != nil {
@@ -105,7 +108,7 @@ func (s *batchSink) flush() error {
 	case s.seq != 0:
 		// The whole commit is here (its Commit record came last), sent or
 		// not: the local commit stands either way.
-		s.n.replay.keep(s.seq, s.buf, s.ends)
+		s.log.Keep(s.seq, s.buf, s.ends)
 		s.reset()
 	}
 	return s.err

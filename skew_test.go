@@ -66,7 +66,7 @@ func (e *events) add(_ string, m any) {
 // in its own layout after every commit, both ways.
 func TestSkewReplication(t *testing.T) {
 	for _, dir := range [][2]skewtest.Version{{skewtest.V1, skewtest.V2}, {skewtest.V2, skewtest.V1}} {
-		for _, seed := range seeds() {
+		for _, seed := range seeds(t) {
 			t.Run(fmt.Sprintf("%v-to-%v/%d", dir[0], dir[1], seed), func(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
 					defer func() {

@@ -16,29 +16,39 @@ type Txn struct {
 	n     *Node
 	tx    objstore.Txn
 	mode  CommitMode
-	coord *Coordinated
-	part  string
+	part  txnPart // set when this is a part of a coordinated transaction
 	done  bool
+	lease *lease // the write path, from Begin to Commit or Abort
+}
+
+// txnPart is what a part of a coordinated transaction must be told about
+// its transaction (coordinated.go implements it).
+type txnPart interface {
+	// ended records Commit's outcome: committed, or nothing committed (the
+	// participant may try again).
+	ended(committed bool)
+	// aborted: the part was aborted, and is replaced by an empty one.
+	aborted() error
 }
 
 // Begin opens a transaction in the node's default commit mode, waiting
 // until no other transaction is open or ctx is done.
 func (n *Node) Begin(ctx context.Context) (*Txn, error) {
-	select {
-	case n.wsem <- struct{}{}:
-	case <-ctx.Done():
-		return nil, fmt.Errorf("swha: begin: waiting for the open transaction: %w", ctx.Err())
-	case <-n.ctx.Done():
-		return nil, fmt.Errorf("swha: begin: %w", ErrClosed)
-	}
-	if r := n.Role(); r != Active {
-		<-n.wsem
-		return nil, fmt.Errorf("swha: begin on a %v: %w", r, ErrNotActive)
+	l, err := n.write.acquire(ctx, n.ctx.Done())
+	if err != nil {
+		return nil, wrap("begin", err)
 	}
 	n.mu.Lock()
-	stale := n.staleIDs
-	n.staleIDs = nil
+	role := n.role
+	var stale []uint64
+	if role == Active {
+		stale = n.act.TakeStale()
+	}
 	n.mu.Unlock()
+	if role != Active {
+		l.release()
+		return nil, fmt.Errorf("swha: begin on a %v: %w", role, ErrNotActive)
+	}
 	if len(stale) > 0 {
 		// The standby refused changes to these: resend them whole.
 		if err := n.store.MarkStale(stale...); err != nil {
@@ -47,10 +57,10 @@ func (n *Node) Begin(ctx context.Context) (*Txn, error) {
 	}
 	tx, err := n.store.Begin()
 	if err != nil {
-		<-n.wsem
-		return nil, fmt.Errorf("swha: begin: %w", err)
+		l.release()
+		return nil, wrap("begin", err)
 	}
-	return &Txn{n: n, tx: tx, mode: n.cfg.Mode}, nil
+	return &Txn{n: n, tx: tx, mode: n.cfg.Mode, lease: l}, nil
 }
 
 // ID returns the transaction ID its records carry.
@@ -94,26 +104,17 @@ func (t *Txn) Abort() error {
 	if t.done {
 		return fmt.Errorf("swha: abort txn %d: %w", t.tx.ID(), objstore.ErrTxnDone)
 	}
-	if t.coord != nil {
+	if t.part != nil {
 		if err := t.tx.Abort(); err != nil {
-			return fmt.Errorf("swha: abort part %q: %w", t.part, err)
+			return fmt.Errorf("swha: abort part of txn %d: %w", t.tx.ID(), err)
 		}
 		t.done = true
-		<-t.n.wsem
-		t.coord.settle(t.part, false)
-		// The other parts may already be applied on this node: the standby
-		// applies the coordinated transaction only when every part
-		// committed, so this participant still commits one, empty.
-		empty, err := t.coord.Begin(t.n.ctx, t.part)
-		if err != nil {
-			return err
-		}
-		empty.SetMode(Async)
-		return empty.Commit(t.n.ctx)
+		t.lease.release()
+		return t.part.aborted()
 	}
 	err := t.tx.Abort()
 	t.done = true
-	<-t.n.wsem
+	t.lease.release()
 	if err != nil {
 		return fmt.Errorf("swha: abort: %w", err)
 	}
@@ -146,29 +147,22 @@ func (t *Txn) Commit(ctx context.Context) error {
 		}
 	}
 	seq, committed, err := n.commitStream(ctx, t.tx)
-	if t.coord != nil {
-		t.coord.settle(t.part, committed)
+	if t.part != nil {
+		t.part.ended(committed)
 	}
 	t.done = true
-	n.mu.Lock()
 	// Whether a standby is owed this transaction is decided now, with the
 	// commit, not when the wait below first looks: a standby that goes
 	// silent in between must make a sync Commit fail, not pass as solo.
-	standbyOwed := n.peerUp
-	resnap := n.refusedSnap != "" && err == nil
+	n.mu.Lock()
+	owed := n.act.PeerUp()
 	n.mu.Unlock()
-	if resnap {
-		// The standby refused our last snapshot; this commit may have
-		// fixed what it could not hold, so offer it another.
-		n.needSnap.Store(true)
-		n.kick()
-	}
-	<-n.wsem
+	t.lease.release()
 	if !committed {
-		return fmt.Errorf("swha: %w", err)
+		return wrap(fmt.Sprintf("commit txn %d", t.tx.ID()), err)
 	}
 	if t.mode == Sync {
-		if err := n.waitAcked(ctx, seq, standbyOwed); err != nil {
+		if err := n.waitAcked(ctx, seq, owed); err != nil {
 			return fmt.Errorf("swha: commit txn %d (committed on the active): %w", t.tx.ID(), err)
 		}
 	}
@@ -176,12 +170,12 @@ func (t *Txn) Commit(ctx context.Context) error {
 }
 
 // commitStream commits tx to the store and streams its records to the
-// standby through the sink, and advances committed; the caller holds the
-// write path. It returns the store's seq after the commit and whether the
-// store committed. A commit the store took whose records did not all leave
-// (ErrSink, or a send error the sink kept) leaves a hole in the standby's
-// stream: streaming stops and a snapshot is asked for, whose
-// acknowledgement covers this transaction too; err is then that failure.
+// standby through the sink; the caller holds the write path. It returns the
+// store's seq after the commit and whether the store committed. A commit the
+// store took whose records did not all leave (ErrSink, or a send error the
+// sink kept) leaves a hole in the standby's stream: the core stops streaming
+// and owes a snapshot, whose acknowledgement covers this transaction too;
+// err is then that failure.
 func (n *Node) commitStream(ctx context.Context, tx objstore.Txn) (seq uint64, committed bool, err error) {
 	n.sink.begin(ctx, tx.ID())
 	err = tx.Commit()
@@ -189,20 +183,26 @@ func (n *Node) commitStream(ctx context.Context, tx objstore.Txn) (seq uint64, c
 		err = n.sink.flush()
 	}
 	hole := err != nil && (errors.Is(err, objstore.ErrSink) || n.sink.err != nil)
+	committed = err == nil || hole
+	if !committed {
+		return n.store.Seq(), false, err
+	}
 	seq = n.store.Seq()
 	n.mu.Lock()
-	n.committed = max(n.committed, seq)
-	if hole {
-		n.streaming = false // records after a hole are useless to the standby
-		n.bump()
+	resnap := n.act.Committed(seq, hole)
+	if hole || resnap {
+		n.changed()
 	}
 	n.mu.Unlock()
 	if hole {
 		n.log.Warn("records lost on the way to the standby; resyncing", "txn", tx.ID(), "err", err)
-		n.needSnap.Store(true)
+	}
+	if hole || resnap {
+		// resnap: the standby refused our last snapshot; this commit may
+		// have fixed what it could not hold, so offer it another.
 		n.kick()
 	}
-	return seq, err == nil || hole, err
+	return seq, true, err
 }
 
 // waitWindow waits while a standby is streaming and Window transactions are
@@ -211,8 +211,7 @@ func (n *Node) waitWindow(ctx context.Context) error {
 	waited := false
 	for {
 		n.mu.Lock()
-		full := n.peerUp && n.streaming && n.committed >= n.acked+uint64(n.cfg.Window)
-		ch := n.progress
+		full, ch := n.act.WindowFull(), n.progress
 		n.mu.Unlock()
 		if !full {
 			return nil
@@ -231,27 +230,20 @@ func (n *Node) waitWindow(ctx context.Context) error {
 	}
 }
 
-// waitAcked waits until the standby acknowledged seq. standbyOwed says a
-// standby was connected when the transaction committed; without one the
-// node is solo and nothing is owed.
-func (n *Node) waitAcked(ctx context.Context, seq uint64, standbyOwed bool) error {
+// waitAcked waits until the core says how the synchronous commit of seq
+// ends. owed says a standby was connected when the transaction committed.
+func (n *Node) waitAcked(ctx context.Context, seq uint64, owed bool) error {
 	for {
 		n.mu.Lock()
-		acked, up, ch := n.acked >= seq, n.peerUp, n.progress
-		refused, isRefused := n.refused[seq]
-		refusedSnap := n.refusedSnap
+		o, ch := n.act.Outcome(seq, owed), n.progress
 		n.mu.Unlock()
 		switch {
-		case acked && isRefused:
-			return fmt.Errorf("%w: %s", ErrPeerRefused, refused)
-		case acked:
-			return nil
-		case refusedSnap != "" && standbyOwed:
-			return fmt.Errorf("%w: it refused the snapshot it needs to mirror this node: %s", ErrPeerRefused, refusedSnap)
-		case !up && !standbyOwed:
-			return nil // solo: see Commit
-		case !up:
+		case o.Refused != "":
+			return fmt.Errorf("%w: %s", ErrPeerRefused, o.Refused)
+		case o.Lost:
 			return ErrStandbyLost
+		case o.Done:
+			return nil
 		}
 		select {
 		case <-ch:
@@ -259,6 +251,39 @@ func (n *Node) waitAcked(ctx context.Context, seq uint64, standbyOwed bool) erro
 			return fmt.Errorf("waiting for the standby to apply seq %d: %w", seq, ctx.Err())
 		case <-n.ctx.Done():
 			return ErrClosed
+		}
+	}
+}
+
+// WaitSynced waits until a standby holds everything this active node had
+// committed when it was called: the session is up with the standby
+// incarnation the session talks to now (not one the node has not caught up
+// with), the standby applied a snapshot or resume on the current stream,
+// and it acknowledged that commit. An application uses it to know that
+// redundancy is (re-)established, for example before a planned switchover.
+func (n *Node) WaitSynced(ctx context.Context) error {
+	n.mu.Lock()
+	if n.role != Active {
+		n.mu.Unlock()
+		return fmt.Errorf("swha: wait synced: %w", ErrNotActive)
+	}
+	target := n.act.Status().Committed
+	n.mu.Unlock()
+	for {
+		ss := n.conn.Stats()
+		n.mu.Lock()
+		done := ss.Established && n.act.Synced(target, ss.PeerEpoch)
+		ch := n.progress
+		n.mu.Unlock()
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("swha: wait synced: %w", ctx.Err())
+		case <-n.ctx.Done():
+			return fmt.Errorf("swha: wait synced: %w", ErrClosed)
 		}
 	}
 }

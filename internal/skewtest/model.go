@@ -9,8 +9,6 @@ import (
 	"reflect"
 	"slices"
 	"time"
-
-	"github.com/swha/swha/objstore"
 )
 
 // The model holds the application's state independently of either version,
@@ -567,12 +565,18 @@ func event(e mEvent, v Version, ptr ptrFn) any {
 	return &EventV2{Text: []byte(e.Text), Code: int32(e.Code), Hop: hopAs[HopV2](ptr, e.Hop)}
 }
 
+// Mirror is what Check reads: an objstore.Store or its read View.
+type Mirror interface {
+	Each(fn func(id uint64, obj any) bool)
+	Read(fn func())
+}
+
 // Check compares a standby store of version v with the model: every object
 // the active holds is there, under the same ID, equal to the model in
 // version v with the fields the active's version lacks at zero, and pointers
 // lead to the standby's own objects. It must not run while the store
 // applies (call it after the standby acknowledged).
-func (a *App) Check(s *objstore.Store, v Version) error {
+func (a *App) Check(s Mirror, v Version) error {
 	objs := map[uint64]any{}
 	s.Each(func(id uint64, o any) bool {
 		objs[id] = o
@@ -602,7 +606,7 @@ func (a *App) Check(s *objstore.Store, v Version) error {
 
 // CheckEvents compares the messages a standby of version v received (in
 // order, as delivered) with the ones committed.
-func (a *App) CheckEvents(got []any, s *objstore.Store, v Version) error {
+func (a *App) CheckEvents(got []any, s Mirror, v Version) error {
 	if len(got) != len(a.events) {
 		return fmt.Errorf("standby received %d events, active committed %d", len(got), len(a.events))
 	}

@@ -1,0 +1,100 @@
+package swha
+
+import (
+	"time"
+
+	"github.com/swha/swha/internal/replica"
+	"github.com/swha/swha/internal/wire"
+	"github.com/swha/swha/l2transport"
+)
+
+// The driver. Three goroutines of the node touch the cores, always under
+// mu: the Conn's delivery goroutine (onEvent, onMessage: the peer's input,
+// and on a standby the Apply of the stream), loop (the work the cores ask
+// for), and the application's own goroutines through Txn, WaitSynced and
+// Promote. None of them runs application code: that is the deliverer's.
+
+// onEvent follows the session.
+func (n *Node) onEvent(ev l2transport.Event) {
+	n.log.Info("peer event", "event", ev.Kind.String(), "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)
+	var kind replica.Event
+	switch ev.Kind {
+	case l2transport.EventEstablished, l2transport.EventPeerRestarted:
+		kind = replica.NewStream
+	case l2transport.EventPeerSilent:
+		kind = replica.Silent
+	case l2transport.EventPeerAlive:
+		kind = replica.Alive
+	default:
+		return
+	}
+	n.applyMu.Lock()
+	defer n.applyMu.Unlock()
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.act != nil {
+		n.act.Event(kind, ev.PeerEpoch, time.Now())
+	} else {
+		switch n.sby.Event(kind) {
+		case replica.StoreAwaitSnapshot:
+			n.store.AwaitSnapshot()
+		case replica.StoreResume:
+			// Tell the active which version we run and what we hold, so
+			// that it can replay from there rather than send everything.
+			n.sby.Resume(n.store.ResumeStream())
+		}
+		n.notePending()
+	}
+	n.changed()
+	n.kick()
+}
+
+// onMessage takes one session message: a node message (internal/wire) from
+// the peer, or on a standby a record of the active's stream.
+func (n *Node) onMessage(m l2transport.Message) {
+	if len(m.Data) == 0 {
+		return
+	}
+	kind, ok := wire.Peek(m.Data)
+	switch {
+	case ok && kind == wire.KindAck:
+		n.onAck(m.Data)
+	case ok && kind == wire.KindRefusal:
+		n.onRefusal(m.Data)
+	case ok && kind == wire.KindHello:
+		n.onHello(m.Data)
+	case m.Data[0] >= 0x80:
+		n.log.Warn("dropped a node message of an unknown kind", "kind", m.Data[0], "len", len(m.Data))
+	default:
+		n.apply(m.Data)
+	}
+}
+
+// loop runs what the cores ask for: on the active, snapshots, replays and
+// repairs (on the write path, so never on the delivery goroutine, which must
+// keep taking acks meanwhile); on the standby, its acks, refusals and hello.
+// Acknowledging from here rather than from the delivery goroutine coalesces
+// acknowledgements under load (one per wake-up, not one per commit) without
+// delaying an idle stream's.
+func (n *Node) loop() {
+	defer n.wg.Done()
+	timer := time.NewTimer(time.Hour)
+	timer.Stop()
+	for {
+		select {
+		case <-n.wake:
+		case <-timer.C:
+		case <-n.ctx.Done():
+			timer.Stop()
+			return
+		}
+		if n.Role() != Active {
+			n.standbyOutput()
+			continue
+		}
+		timer.Stop()
+		if next := n.activeWork(); !next.IsZero() {
+			timer.Reset(max(time.Until(next), 0))
+		}
+	}
+}

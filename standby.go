@@ -1,0 +1,171 @@
+package swha
+
+import (
+	"errors"
+	"fmt"
+	"slices"
+
+	"github.com/swha/swha/internal/replica"
+	"github.com/swha/swha/objstore"
+)
+
+// The standby's side of the driver: the active's stream into the store, and
+// what the core owes the active (acks, refusals, the hello) out.
+
+// apply takes one record of the active's stream, on the Conn's delivery
+// goroutine, and hands what it applied to the subscribers on the
+// deliverer's, waiting for them: the mirror is not written while they read
+// it.
+func (n *Node) apply(rec []byte) {
+	n.applyMu.Lock()
+	if n.sby == nil || n.ctx.Err() != nil {
+		// A promoted node no longer takes the old active's stream; a closed
+		// one (a callback may close it mid-batch) takes nothing.
+		n.applyMu.Unlock()
+		return
+	}
+	err := n.store.Apply(rec)
+	if err != nil && n.afterRefusedApply != nil {
+		n.afterRefusedApply()
+	}
+	refs, dropped := n.store.TakeRefusals()
+	r := replica.Applied{
+		Err:              err,
+		NotRepresentable: errors.Is(err, objstore.ErrNotRepresentable),
+		Dropped:          dropped,
+		Snap:             n.store.SnapshotID(),
+		Awaiting:         n.store.AwaitingSnapshot(),
+	}
+	for _, f := range refs {
+		var te *objstore.TransformError
+		skew := errors.As(f.Err, &te)
+		var obj uint64
+		if skew {
+			obj = te.ObjectID
+			n.stats.refused.Add(1)
+			n.log.Warn("refused a transaction the local version cannot hold", "txn", f.Txn, "seq", f.Seq, "snapshot", f.Snapshot, "err", f.Err)
+		}
+		r.Refusals = append(r.Refusals, replica.Refused{Seq: f.Seq, Txn: f.Txn, Object: obj, Snapshot: f.Snapshot, Text: f.Err.Error(), Skew: skew})
+	}
+	n.mu.Lock()
+	v := n.sby.Applied(r)
+	n.mu.Unlock()
+	if v.AwaitSnapshot {
+		n.store.AwaitSnapshot()
+	}
+	if v.Resync {
+		n.stats.applyErrors.Add(1)
+		n.stats.resyncAsks.Add(1)
+		n.log.Warn("standby apply failed; asking for a snapshot", "err", err)
+	}
+	n.notePending()
+	pending := n.store.NotifyPending()
+	n.applyMu.Unlock()
+	n.kick()
+	if pending {
+		n.user.call(n.store.Notify, n.ctx.Done())
+	}
+}
+
+// notePending publishes the store's staged and held counts for Stats. The
+// caller holds applyMu.
+func (n *Node) notePending() {
+	n.stagedN.Store(int64(n.store.Staged()))
+	n.heldN.Store(int64(n.store.Held()))
+}
+
+// standbyOutput sends what the standby core owes the active.
+func (n *Node) standbyOutput() {
+	n.applyMu.Lock()
+	if n.sby == nil {
+		n.applyMu.Unlock()
+		return
+	}
+	// Read with no Apply in progress (see replica.Standby.Ready).
+	snap, applied := n.store.SnapshotID(), n.store.AppliedSeq()
+	n.mu.Lock()
+	o := n.sby.Ready(snap, applied)
+	n.mu.Unlock()
+	var hello []byte
+	if o.Hello != nil {
+		h := *o.Hello
+		h.Schemas = schemasOf(n.store.Registry())
+		hello = h.Append(nil)
+	}
+	n.applyMu.Unlock()
+	for _, r := range o.Refusals {
+		if err := n.conn.Send(n.ctx, r.Append(nil), 0); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("send refusal failed", "err", err)
+		}
+	}
+	if hello != nil {
+		if err := n.conn.Send(n.ctx, hello, 0); err != nil && n.ctx.Err() == nil {
+			n.log.Warn("send hello failed", "err", err)
+			n.mu.Lock()
+			if n.sby != nil {
+				n.sby.HelloFailed()
+			}
+			n.mu.Unlock()
+		}
+	}
+	if o.Ack == nil {
+		return
+	}
+	if err := n.conn.Send(n.ctx, o.Ack.Append(nil), 0); err != nil {
+		if n.ctx.Err() == nil {
+			n.log.Warn("send applied-ack failed", "err", err)
+		}
+		return
+	}
+	n.mu.Lock()
+	if n.sby != nil {
+		n.sby.AckSent(*o.Ack)
+	}
+	n.mu.Unlock()
+}
+
+// Promote turns a standby into the active: it stops taking the stream,
+// applies nothing more, discards the transactions whose commit never came
+// (and any held behind an incomplete coordinated transaction) and returns
+// their intents, builds the store's active-side indexes, and queues the
+// role-change hooks. The node is then solo until a standby joins (a new
+// session epoch from the peer brings a snapshot to it).
+func (n *Node) Promote() ([][]byte, error) {
+	n.applyMu.Lock()
+	defer n.applyMu.Unlock()
+	if n.Role() != Standby {
+		return nil, fmt.Errorf("swha: promote: %w", ErrNotStandby)
+	}
+	intents, err := n.store.Promote()
+	if err != nil {
+		return nil, fmt.Errorf("swha: promote: %w", err)
+	}
+	n.mu.Lock()
+	n.role = Active
+	n.sby = nil
+	n.act = replica.NewActive(n.cfg.Window, n.store.Seq())
+	// What this node logged in an earlier term says nothing about the stream
+	// it starts now (no commit runs on a standby, so nothing writes it).
+	n.replay = replica.NewLog(n.cfg.ReplayBytes)
+	n.sink.log = n.replay
+	hooks := slices.Clone(n.hooks)
+	n.changed()
+	n.mu.Unlock()
+	n.log.Info("promoted to active", "seq", n.store.Seq(), "objects", n.store.Len(), "discarded_intents", len(intents))
+	rc := RoleChange{From: Standby, To: Active, Intents: intents}
+	n.user.queue(func() {
+		for _, fn := range hooks {
+			fn(rc)
+		}
+	})
+	return intents, nil
+}
+
+// schemasOf is the hello's schema list: every type this node registered.
+func schemasOf(reg *objstore.Registry) []*objstore.Schema {
+	var out []*objstore.Schema
+	for _, name := range reg.Names() {
+		out = append(out, reg.Schema(name))
+	}
+	return out
+}

@@ -1,0 +1,125 @@
+package swha
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/swha/swha/internal/replica"
+	"github.com/swha/swha/l2transport"
+	"github.com/swha/swha/objstore"
+)
+
+// NewNode builds the store, starts the session over cfg.Link and returns the
+// running node.
+func NewNode(cfg Config) (*Node, error) {
+	switch {
+	case cfg.Link == nil:
+		return nil, errors.New("swha: new node: Link is required")
+	case cfg.Registry == nil:
+		return nil, errors.New("swha: new node: Registry is required")
+	case cfg.Role != Active && cfg.Role != Standby:
+		return nil, fmt.Errorf("swha: new node: role %v is neither Active nor Standby", cfg.Role)
+	}
+	if cfg.Mode == 0 {
+		cfg.Mode = Sync
+	}
+	if cfg.Mode != Sync && cfg.Mode != Async {
+		return nil, fmt.Errorf("swha: new node: commit mode %v", cfg.Mode)
+	}
+	if cfg.Window <= 0 {
+		cfg.Window = DefaultWindow
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	n := &Node{
+		cfg:      cfg,
+		log:      log.With("node", cfg.NodeID),
+		write:    newWritePath(),
+		role:     cfg.Role,
+		progress: make(chan struct{}),
+		wake:     make(chan struct{}, 1),
+		replay:   replica.NewLog(cfg.ReplayBytes),
+	}
+	n.ctx, n.cancel = context.WithCancel(context.Background())
+	n.sink.on, n.sink.log = &n.streamOn, n.replay
+	st, err := objstore.NewStore(cfg.Registry, objstore.Config{
+		Sink: &n.sink,
+		// A checkpoint loads into a standby store; an active promotes it.
+		Standby:     cfg.Role == Standby || cfg.Checkpoint != "",
+		MaxTxnBytes: cfg.MaxTxnBytes,
+		SizeHint:    cfg.SizeHint,
+		// Unique across incarnations: acks name snapshot txn IDs.
+		FirstTxnID: uint64(cfg.Epoch) << 32,
+		// Subscribers run on the delivery goroutine (standby.go).
+		DeferNotify: true,
+	})
+	if err != nil {
+		n.cancel()
+		return nil, fmt.Errorf("swha: new node: %w", err)
+	}
+	n.store = st
+	for name, obj := range cfg.Statics {
+		if err := st.RegisterStatic(name, obj); err != nil {
+			n.cancel()
+			return nil, fmt.Errorf("swha: new node: %w", err)
+		}
+	}
+	if cfg.Checkpoint != "" {
+		if err := n.loadCheckpoint(cfg.Checkpoint); err != nil {
+			n.cancel()
+			return nil, fmt.Errorf("swha: new node: %w", err)
+		}
+	}
+	if cfg.Role == Active {
+		n.act = replica.NewActive(cfg.Window, st.Seq())
+	} else {
+		n.sby = replica.NewStandby()
+		if st.SnapshotID() == 0 {
+			// Nothing of a stream counts until the active's snapshot on it.
+			st.AwaitSnapshot()
+		}
+	}
+	n.user = newDeliverer()
+	sc := cfg.Session
+	sc.LocalNodeID, sc.PeerNodeID, sc.Epoch = cfg.NodeID, cfg.PeerNodeID, cfg.Epoch
+	n.conn, err = l2transport.NewConn(cfg.Link, sc,
+		l2transport.WithHandler(n.onMessage),
+		l2transport.WithEventHandler(n.onEvent),
+		l2transport.WithLogger(log))
+	if err != nil {
+		n.cancel()
+		n.user.stop()
+		return nil, fmt.Errorf("swha: new node: %w", err)
+	}
+	n.sink.conn = n.conn
+	n.wg.Add(1)
+	go n.loop()
+	return n, nil
+}
+
+// Close stops the node and closes its link. Open transactions are left as
+// they are. It may be called from any goroutine, a subscriber or role-change
+// hook included: it waits for the node's protocol goroutines, none of which
+// waits for a callback once the node is closing. A callback running when
+// Close is called may still be running when it returns; none starts after.
+func (n *Node) Close() error {
+	var err error
+	n.once.Do(func() {
+		n.cancel()
+		n.user.stop()
+		err = n.conn.Close()
+		n.wg.Wait()
+		n.mu.Lock()
+		if n.act != nil {
+			n.act.Event(replica.Silent, 0, time.Now())
+		}
+		n.changed()
+		n.mu.Unlock()
+	})
+	return err
+}
