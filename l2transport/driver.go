@@ -12,8 +12,17 @@ import (
 	"time"
 )
 
-// ErrConnClosed is returned by Conn methods after Close.
-var ErrConnClosed = errors.New("l2transport: connection closed")
+// Errors of Conn methods.
+var (
+	// ErrConnClosed is returned by Conn methods after Close.
+	ErrConnClosed = errors.New("l2transport: connection closed")
+	// ErrConnRestarted is wrapped by the error of a Send or SendBatch that
+	// was waiting for send-buffer space when Restart replaced the stream.
+	ErrConnRestarted = errors.New("l2transport: connection restarted")
+	// ErrEpochNotNewer is wrapped by the error of a Restart whose epoch is
+	// not newer, in RFC 1982 serial arithmetic, than the current one.
+	ErrEpochNotNewer = errors.New("l2transport: epoch not newer than the current one")
+)
 
 // Conn runs a Session over a Link.
 //
@@ -41,14 +50,24 @@ var ErrConnClosed = errors.New("l2transport: connection closed")
 // more hand-off on the receive path.
 type Conn struct {
 	link Link
-	log  *slog.Logger
+	log  atomic.Pointer[slog.Logger] // tagged with the current epoch
 	opts connOptions
 
-	mu           sync.Mutex // guards s, space, spaceWaiting, armed, and resetting timer
+	// Fixed at construction, for every Session the Conn runs.
+	payloadMax int // Session.MaxPayload
+	maxMessage int // SessionConfig.MaxMessage
+
+	mu           sync.Mutex // guards s, cfg, past, space, spaceWaiting, armed, resetting timer, and gen's writes
 	s            *Session
+	cfg          SessionConfig // s's
+	past         SessionStats  // the counters of the Sessions before s (Restart)
 	space        chan struct{} // closed when send-buffer space may have freed
 	spaceWaiting bool
 	armed        time.Time // when timer fires; zero: not armed
+	// gen counts Restarts: what was handed out for delivery, and a Send
+	// waiting for space, belong to the generation they were stamped with.
+	// It changes with both c.mu and wmu held.
+	gen atomic.Uint64
 
 	wmu      sync.Mutex  // held by the one goroutine flushing
 	flushReq atomic.Bool // a flush was asked for while wmu was held
@@ -62,7 +81,7 @@ type Conn struct {
 	dq       []delivery // for the delivery goroutine, in order
 	dBusy    bool       // the delivery goroutine holds a delivery
 	dNotify  chan struct{}
-	recv     chan Message // copies, when no handler is set
+	recv     chan received // copies, when no handler is set
 	closing  chan struct{}
 	closeErr error
 	once     sync.Once
@@ -75,6 +94,17 @@ type Conn struct {
 type delivery struct {
 	msgs   []Message
 	events []Event
+	gen    uint64 // of the Session they came from
+}
+
+// noGen is no generation yet: a Send that has not tried to queue.
+const noGen = ^uint64(0)
+
+// received is a message in the Recv queue, with its generation: Recv skips
+// those of a stream Restart replaced.
+type received struct {
+	m   Message
+	gen uint64
 }
 
 type connOptions struct {
@@ -127,18 +157,19 @@ func NewConn(link Link, cfg SessionConfig, opts ...ConnOption) (*Conn, error) {
 		return nil, fmt.Errorf("l2transport: new conn: %w", err)
 	}
 	c := &Conn{
-		link:    link,
-		log:     o.log.With("node", cfg.LocalNodeID, "epoch", cfg.Epoch),
-		opts:    o,
-		s:       s,
-		space:   make(chan struct{}),
-		dNotify: make(chan struct{}, 1),
-		closing: make(chan struct{}),
+		link:       link,
+		opts:       o,
+		payloadMax: s.MaxPayload(),
+		maxMessage: s.cfg.MaxMessage,
+		s:          s,
+		cfg:        cfg,
+		space:      make(chan struct{}),
+		dNotify:    make(chan struct{}, 1),
+		closing:    make(chan struct{}),
 	}
+	c.log.Store(o.log.With("node", cfg.LocalNodeID, "epoch", cfg.Epoch))
 	if o.handler == nil {
-		c.recv = make(chan Message, max(o.recvQueue, 1))
-		o.handler = c.enqueueRecv
-		c.opts.handler = o.handler
+		c.recv = make(chan received, max(o.recvQueue, 1))
 	}
 	c.timer = time.AfterFunc(time.Hour, c.onTimer)
 	c.timer.Stop()
@@ -167,9 +198,11 @@ func (c *Conn) spaceFreed() {
 }
 
 // Send queues msg (copied) for transaction txnID, blocking while the send buffer
-// is full until space frees, ctx is done or the Conn closes.
+// is full until space frees, ctx is done, the Conn closes or Restart replaces
+// the stream (an error wrapping ErrConnRestarted: msg was not sent).
 func (c *Conn) Send(ctx context.Context, msg []byte, txnID uint64) error {
 	owned := c.ownedCopy(msg)
+	gen := noGen // the stream it waits for space on
 	for {
 		select {
 		case <-c.closing:
@@ -177,6 +210,12 @@ func (c *Conn) Send(ctx context.Context, msg []byte, txnID uint64) error {
 		default:
 		}
 		c.mu.Lock()
+		if g := c.gen.Load(); gen == noGen {
+			gen = g
+		} else if g != gen {
+			c.mu.Unlock()
+			return fmt.Errorf("l2transport: send: %w", ErrConnRestarted)
+		}
 		backlog := c.s.backlogged()
 		err := c.sendLocked(msg, owned, txnID)
 		var wait chan struct{}
@@ -208,10 +247,9 @@ func (c *Conn) Send(ctx context.Context, msg []byte, txnID uint64) error {
 // (fragmented messages), made here, outside c.mu, so that copying megabytes
 // does not keep the reader from stepping acks; nil otherwise. The buffer is
 // one the Session freed when an earlier message was acknowledged, when it has
-// one: only taking it needs the lock. The Session's parameters it reads are
-// fixed at construction.
+// one: only taking it needs the lock.
 func (c *Conn) ownedCopy(msg []byte) []byte {
-	if !c.s.fragmented(len(msg)) || len(msg) > c.s.cfg.MaxMessage {
+	if !c.fragmented(len(msg)) || len(msg) > c.maxMessage {
 		return nil
 	}
 	c.mu.Lock()
@@ -219,6 +257,10 @@ func (c *Conn) ownedCopy(msg []byte) []byte {
 	c.mu.Unlock()
 	return append(buf, msg...)
 }
+
+// fragmented is Session.fragmented, from the Conn's copy of the Session's
+// parameters (the same for every Session it runs), so that it needs no lock.
+func (c *Conn) fragmented(n int) bool { return n+2 > c.payloadMax }
 
 // sendLocked queues msg, or owned, its copy, if not nil. Called with c.mu held.
 func (c *Conn) sendLocked(msg, owned []byte, txnID uint64) error {
@@ -230,14 +272,17 @@ func (c *Conn) sendLocked(msg, owned []byte, txnID uint64) error {
 
 // SendBatch queues msgs (copied), in order, all for transaction txnID. It takes
 // the lock and flushes once per run of messages that fit rather than once per
-// message, which is what a stream of small messages costs most with Send. It blocks on back-pressure like Send and returns how many messages were
-// queued: len(msgs) with a nil error, fewer only with an error (ctx done, Conn
-// closed, or ErrMessageTooLarge for msgs[n]).
+// message, which is what a stream of small messages costs most with Send. It
+// blocks on back-pressure like Send and returns how many messages were queued:
+// len(msgs) with a nil error, fewer only with an error (ctx done, Conn closed,
+// ErrMessageTooLarge for msgs[n], or ErrConnRestarted: Restart discarded the
+// stream the first n were queued on).
 func (c *Conn) SendBatch(ctx context.Context, msgs [][]byte, txnID uint64) (int, error) {
 	sent := 0
 	// The copy of msgs[sent] when it is fragmented, kept across waits for
 	// space so a large message is copied once, not once per wake-up.
 	var owned []byte
+	gen := noGen // the stream it queued on
 	// Bounded: every pass queues at least one message, waits for space or
 	// returns.
 	for sent < len(msgs) {
@@ -252,6 +297,12 @@ func (c *Conn) SendBatch(ctx context.Context, msgs [][]byte, txnID uint64) (int,
 			owned = c.ownedCopy(msgs[sent])
 		}
 		c.mu.Lock()
+		if g := c.gen.Load(); gen == noGen {
+			gen = g
+		} else if g != gen {
+			c.mu.Unlock()
+			return sent, fmt.Errorf("l2transport: send batch: %w", ErrConnRestarted)
+		}
 		backlog := c.s.backlogged()
 		before := sent
 		for sent < len(msgs) {
@@ -260,7 +311,7 @@ func (c *Conn) SendBatch(ctx context.Context, msgs [][]byte, txnID uint64) (int,
 			}
 			sent++
 			owned = nil
-			if sent < len(msgs) && c.s.fragmented(len(msgs[sent])) {
+			if sent < len(msgs) && c.fragmented(len(msgs[sent])) {
 				break // copy it outside the lock, on the next pass
 			}
 		}
@@ -308,29 +359,105 @@ func (c *Conn) Recv(ctx context.Context) (Message, error) {
 	if c.recv == nil {
 		return Message{}, errors.New("l2transport: Recv on a Conn with a handler")
 	}
-	select {
-	case m := <-c.recv:
-		return m, nil
-	case <-ctx.Done():
-		return Message{}, fmt.Errorf("l2transport: recv: %w", ctx.Err())
-	case <-c.closing:
-		return Message{}, ErrConnClosed
+	for {
+		select {
+		case r := <-c.recv:
+			if r.gen != c.gen.Load() {
+				continue // from a stream Restart replaced
+			}
+			return r.m, nil
+		case <-ctx.Done():
+			return Message{}, fmt.Errorf("l2transport: recv: %w", ctx.Err())
+		case <-c.closing:
+			return Message{}, ErrConnClosed
+		}
 	}
 }
 
-func (c *Conn) enqueueRecv(m Message) {
-	cp := Message{Data: append([]byte(nil), m.Data...), TxnID: m.TxnID}
+func (c *Conn) enqueueRecv(m Message, gen uint64) {
+	cp := received{Message{Data: append([]byte(nil), m.Data...), TxnID: m.TxnID}, gen}
 	select {
 	case c.recv <- cp:
 	case <-c.closing:
 	}
 }
 
-// Stats returns the Session's counters.
+// Stats returns the Session's counters and gauges. The counters include
+// those of the Sessions Restart replaced, so that they never go back; the
+// gauges are the current Session's.
 func (c *Conn) Stats() SessionStats {
 	c.mu.Lock()
 	defer c.mu.Unlock()
-	return c.s.Stats()
+	st := c.s.Stats()
+	st.addCounters(&c.past)
+	return st
+}
+
+// Restart replaces the Session with a new one of the given epoch, which must
+// be newer (RFC 1982) than the current one, on the same link: what promotion
+// or demotion does when the node's failover generation moves on. The old
+// stream is discarded: messages queued or unacknowledged are dropped, and
+// Send and SendBatch calls waiting for space return an error wrapping
+// ErrConnRestarted; messages received and not yet delivered are dropped, and
+// once Restart has returned no message or event of the old stream is handed
+// to the handlers or returned by Recv, except by a handler call already under
+// way (Restart does not wait for it, so that a handler may call Restart).
+// The new Session has a new incarnation and the same configuration
+// otherwise. It starts the handshake at once; the peer sees a newer epoch and
+// reports EventPeerRestarted, and both ends go on with a fresh stream, whose
+// EventEstablished follows here as after NewConn. Stats keeps counting across
+// the restart (SessionStats.Restarts counts them).
+func (c *Conn) Restart(epoch uint32) error {
+	// Holding wmu, no flush is between Ready and Advance on the old Session,
+	// and none stamps a delivery with the old generation after this.
+	c.wmu.Lock()
+	c.mu.Lock()
+	if c.closed() {
+		c.mu.Unlock()
+		c.wmu.Unlock()
+		return ErrConnClosed
+	}
+	old := c.cfg.Epoch
+	if !epochNewer(epoch, old) {
+		c.mu.Unlock()
+		c.wmu.Unlock()
+		return fmt.Errorf("l2transport: restart with epoch %d after %d: %w", epoch, old, ErrEpochNotNewer)
+	}
+	cfg := c.cfg
+	cfg.Epoch = epoch
+	cfg.Incarnation = 0 // a new one: the old incarnation's is in the peer's hands
+	s, err := NewSession(cfg)
+	if err != nil {
+		c.mu.Unlock()
+		c.wmu.Unlock()
+		return fmt.Errorf("l2transport: restart: %w", err)
+	}
+	st := c.s.Stats()
+	st.Restarts++
+	c.past.addCounters(&st)
+	c.s, c.cfg = s, cfg
+	c.gen.Add(1)
+	c.spaceFreed() // waiting senders wake and see the new generation
+	c.mu.Unlock()
+
+	c.dmu.Lock()
+	clear(c.dq) // the deliverer checks the generation of what it already took
+	c.dq = c.dq[:0]
+	c.dmu.Unlock()
+	for drained := false; !drained && c.recv != nil; {
+		select {
+		case <-c.recv: // Recv would skip them; free them now
+		default:
+			drained = true
+		}
+	}
+	log := c.opts.log.With("node", cfg.LocalNodeID, "epoch", epoch)
+	c.log.Store(log)
+	c.wmu.Unlock()
+	log.Info("session restarted with a new epoch; old stream discarded", "old_epoch", old,
+		"discarded_frames", st.QueuedFrames, "discarded_bytes", st.QueuedBytes)
+	c.flush() // the new Session's Hello, and what others asked for meanwhile
+	return nil
 }
 
 // Close stops the goroutines and closes the link. Messages not yet acknowledged
@@ -373,7 +500,7 @@ func (c *Conn) readLoop() {
 			if errors.Is(err, os.ErrDeadlineExceeded) {
 				continue
 			}
-			c.readDrops.log(c.log, "link read failed", err)
+			c.readDrops.log(c.log.Load(), "link read failed", err)
 			// Do not spin on a persistent error; the Session's timers cover the gap.
 			select {
 			case <-time.After(10 * time.Millisecond):
@@ -397,7 +524,7 @@ func (c *Conn) readLoop() {
 		ready := c.s.HasReady()
 		c.mu.Unlock()
 		if stepErr != nil {
-			c.readDrops.log(c.log, "dropped undecodable frame", stepErr)
+			c.readDrops.log(c.log.Load(), "dropped undecodable frame", stepErr)
 		}
 		if ready && c.flush() {
 			// Let the delivery goroutine run now. Readied by us, it waits in
@@ -454,10 +581,11 @@ func (c *Conn) flushLocked() (delivered bool) {
 			return delivered
 		}
 		rd := c.s.Ready()
+		gen := c.gen.Load() // changes only under wmu, which we hold
 		c.mu.Unlock()
 
 		c.write(rd.Frames)
-		var d delivery
+		d := delivery{gen: gen}
 		if len(rd.Events) > 0 {
 			d.events = append([]Event(nil), rd.Events...) // AdvanceFrames reuses them
 			for _, ev := range rd.Events {
@@ -467,7 +595,7 @@ func (c *Conn) flushLocked() (delivered bool) {
 		d.msgs = rd.Messages
 		released := false
 		if len(d.events) == 0 && len(d.msgs) > 0 && c.recv != nil {
-			d.msgs, released = c.recvDirect(d.msgs)
+			d.msgs, released = c.recvDirect(d.msgs, gen)
 		}
 		c.mu.Lock()
 		c.s.AdvanceFrames()
@@ -505,14 +633,14 @@ func (c *Conn) rearm() {
 // recvDirect copies messages into the Recv queue while it has room and no
 // earlier delivery is pending, and returns those left for the delivery
 // goroutine; released reports that all went and the Session may release them.
-func (c *Conn) recvDirect(msgs []Message) (rest []Message, released bool) {
+func (c *Conn) recvDirect(msgs []Message, gen uint64) (rest []Message, released bool) {
 	c.dmu.Lock()
 	defer c.dmu.Unlock()
 	if c.dBusy || len(c.dq) > 0 {
 		return msgs, false
 	}
 	for i, m := range msgs {
-		cp := Message{Data: append([]byte(nil), m.Data...), TxnID: m.TxnID}
+		cp := received{Message{Data: append([]byte(nil), m.Data...), TxnID: m.TxnID}, gen}
 		select {
 		case c.recv <- cp:
 		default:
@@ -547,7 +675,7 @@ func (c *Conn) write(frames [][]byte) {
 		n, err := c.link.WriteBatch(frames)
 		if err != nil {
 			if !c.closed() {
-				c.writeDrops.log(c.log, "link write failed", err)
+				c.writeDrops.log(c.log.Load(), "link write failed", err)
 			}
 			n++ // skip the frame that failed
 		}
@@ -601,7 +729,7 @@ func (c *Conn) deliverLoop() {
 
 func (c *Conn) deliverOne(d delivery) {
 	for _, ev := range d.events {
-		if c.opts.onEvent != nil {
+		if c.opts.onEvent != nil && c.gen.Load() == d.gen {
 			c.opts.onEvent(ev)
 		}
 	}
@@ -609,36 +737,46 @@ func (c *Conn) deliverOne(d delivery) {
 		return
 	}
 	for _, m := range d.msgs {
-		if c.closed() {
-			break
+		if c.closed() || c.gen.Load() != d.gen {
+			break // closed, or the stream was restarted: deliver no more of it
 		}
-		c.opts.handler(m)
+		if c.recv != nil {
+			c.enqueueRecv(m, d.gen)
+		} else {
+			c.opts.handler(m)
+		}
 	}
 	c.mu.Lock()
-	c.s.ReleaseMessages()
+	current := c.gen.Load() == d.gen
+	if current {
+		c.s.ReleaseMessages() // not the new Session's, whose messages may be out
+	}
 	c.mu.Unlock()
-	c.flush() // the window reopened, and held-back messages may be ready
+	if current {
+		c.flush() // the window reopened, and held-back messages may be ready
+	}
 }
 
 func (c *Conn) logEvent(ev Event) {
+	log := c.log.Load()
 	switch ev.Kind {
 	case EventPeerRestarted:
 		if ev.EpochReused {
 			// Once per incarnation that reused its epoch: the peer's
 			// configuration is wrong, and a peer without incarnations
 			// would have wedged the pair.
-			c.log.Error("peer restarted with the epoch of its previous incarnation; stream reset: its epoch must grow on every restart",
+			log.Error("peer restarted with the epoch of its previous incarnation; stream reset: its epoch must grow on every restart",
 				"peer", ev.PeerNodeID, "epoch", ev.PeerEpoch, "discarded_msgs", ev.DiscardedMessages,
 				"discarded_bytes", ev.DiscardedBytes, "recv_discarded", ev.RecvDiscarded)
 			return
 		}
-		c.log.Warn("peer restarted; stream reset", "peer", ev.PeerNodeID, "old_epoch", ev.OldPeerEpoch,
+		log.Warn("peer restarted; stream reset", "peer", ev.PeerNodeID, "old_epoch", ev.OldPeerEpoch,
 			"new_epoch", ev.PeerEpoch, "discarded_msgs", ev.DiscardedMessages, "discarded_bytes", ev.DiscardedBytes,
 			"recv_discarded", ev.RecvDiscarded)
 	case EventPeerSilent:
-		c.log.Warn("peer silent", "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)
+		log.Warn("peer silent", "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)
 	default:
-		c.log.Info("session event", "event", ev.Kind.String(), "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)
+		log.Info("session event", "event", ev.Kind.String(), "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)
 	}
 }
 

@@ -129,7 +129,8 @@ func (r DropReason) String() string {
 	return "DropReason(" + strconv.Itoa(int(r)) + ")"
 }
 
-// SessionStats is a snapshot of a Session's counters and gauges.
+// SessionStats is a snapshot of a Session's counters and gauges. From
+// Conn.Stats, the counters add up every Session the Conn ran (see Restart).
 type SessionStats struct {
 	FramesSent, BytesSent         uint64
 	FramesReceived, BytesReceived uint64
@@ -150,6 +151,8 @@ type SessionStats struct {
 	// PeerEpochReuses counts peer restarts whose new incarnation reused the
 	// old one's epoch (Event.EpochReused); each also counts in PeerRestarts.
 	PeerEpochReuses uint64
+	// Restarts counts Conn.Restart calls; always 0 from Session.Stats.
+	Restarts uint64
 
 	// DecodeErrors counts frames refused by the codec, indexed by frame.Error.
 	DecodeErrors [frame.NumErrors]uint64
@@ -164,4 +167,32 @@ type SessionStats struct {
 	Established       bool
 	PeerEpoch         uint32
 	PeerNodeID        uint64
+}
+
+// addCounters adds o's counters to st's; the gauges stay st's.
+func (st *SessionStats) addCounters(o *SessionStats) {
+	st.FramesSent += o.FramesSent
+	st.BytesSent += o.BytesSent
+	st.FramesReceived += o.FramesReceived
+	st.BytesReceived += o.BytesReceived
+	st.DataFramesSent += o.DataFramesSent
+	st.AcksSent += o.AcksSent
+	st.HellosSent += o.HellosSent
+	st.MessagesSent += o.MessagesSent
+	st.MessagesDelivered += o.MessagesDelivered
+	st.BytesDelivered += o.BytesDelivered
+	st.Retransmits += o.Retransmits
+	st.FastRetransmits += o.FastRetransmits
+	st.Timeouts += o.Timeouts
+	st.SpuriousTimeouts += o.SpuriousTimeouts
+	st.Backpressure += o.Backpressure
+	st.PeerRestarts += o.PeerRestarts
+	st.PeerEpochReuses += o.PeerEpochReuses
+	st.Restarts += o.Restarts
+	for i := range st.DecodeErrors {
+		st.DecodeErrors[i] += o.DecodeErrors[i]
+	}
+	for i := range st.Drops {
+		st.Drops[i] += o.Drops[i]
+	}
 }
