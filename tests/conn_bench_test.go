@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swha/swha/frame"
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/tests/internal/netnstest"
 )
@@ -71,8 +72,16 @@ func newConnBench(tb testing.TB, p *netnstest.Pair, f l2transport.Faults, seed u
 		cfg(&ca)
 		cfg(&cbc)
 	}
+	// SWHA_BENCH_DEMUX=1 runs the Conns over the Rest of a Demux, as a node
+	// with a heartbeat consumer beside its Conn will.
+	var linkA, linkB l2transport.Link = cb.la, cb.lb
+	if os.Getenv("SWHA_BENCH_DEMUX") == "1" {
+		da, db := l2transport.NewDemux(cb.la, frame.TypeHeartbeat), l2transport.NewDemux(cb.lb, frame.TypeHeartbeat)
+		tb.Cleanup(func() { da.Close(); db.Close() }) // after the Conns'
+		linkA, linkB = da.Rest(), db.Rest()
+	}
 	var err error
-	cb.b, err = l2transport.NewConn(cb.lb, cbc, l2transport.WithHandler(func(m l2transport.Message) {
+	cb.b, err = l2transport.NewConn(linkB, cbc, l2transport.WithHandler(func(m l2transport.Message) {
 		// The sender numbers its transactions 1, 2, 3...: a gap or repeat
 		// would be a Session bug, and costs nothing to check here.
 		if m.TxnID != cb.nextTxn && m.TxnID != cb.nextTxn+1 {
@@ -86,7 +95,7 @@ func newConnBench(tb testing.TB, p *netnstest.Pair, f l2transport.Faults, seed u
 	if err != nil {
 		tb.Fatal(err)
 	}
-	cb.a, err = l2transport.NewConn(cb.la, ca)
+	cb.a, err = l2transport.NewConn(linkA, ca)
 	if err != nil {
 		cb.b.Close()
 		tb.Fatal(err)

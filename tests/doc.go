@@ -16,6 +16,7 @@
 //	                         throughput benchmarks; see netnstest.Pin)
 //	SWHA_BENCH_RX=recvmmsg   receive with recvmmsg instead of the RX ring
 //	SWHA_BENCH_WINDOW=2048   SessionConfig.RecvWindow for the Conn benchmarks
+//	SWHA_BENCH_DEMUX=1       run the Conn benchmarks over the Rest of a Demux
 //	SWHA_SEED=N (or -seed=N) run the randomized tests with seed N only, to
 //	                         replay a failure's fault decisions; by default
 //	                         they run fixed seeds and one random one
