@@ -284,7 +284,7 @@ func runDemo(w io.Writer, o demoOptions) (demoResult, error) {
 	// Churn: transactions of updates, deletes and creates, each with an
 	// intent, committed synchronously. The active dies in the middle of
 	// transaction killAt (its frames stop partway through).
-	killAt := o.churnTxns
+	killAt := max(o.churnTxns, 1) // the kill is a churn transaction
 	ackedOps := 0
 	var inflightErr error
 	inflightOps := 0
