@@ -186,3 +186,77 @@ func TestRefusedCreateConverges(t *testing.T) {
 		}
 	})
 }
+
+// TestRestartSession: either node can start a new stream with a newer epoch
+// on the same link (what promotion and demotion will do); the standby,
+// which keeps its mirror, is resumed from its seq rather than sent a
+// snapshot, and the live stream goes on.
+func TestRestartSession(t *testing.T) {
+	for _, side := range []string{"active", "standby"} {
+		t.Run(side, func(t *testing.T) {
+			synctest.Test(t, func(t *testing.T) {
+				p := newTestPair(t, pairOpts{mode: Sync})
+				ctx, cancel := context.WithTimeout(bg(), time.Minute)
+				defer cancel()
+				commit := func(name string) {
+					tx, err := p.act.Begin(ctx)
+					must(t, err)
+					_, err = tx.Create(&testHop{Iface: name})
+					must(t, err)
+					must(t, tx.Commit(ctx))
+				}
+				commit("before")
+				n := p.act
+				if side == "standby" {
+					n = p.sby
+				}
+				if err := n.restartSession(1); err == nil {
+					t.Fatal("a restart with the same epoch was accepted")
+				}
+				must(t, n.restartSession(2))
+				synctest.Wait()
+				must(t, p.act.WaitSynced(ctx))
+				commit("after")
+				checkSame(t, p, 3)
+				if st := p.act.Stats(); st.Snapshots != 1 || st.Replays != 1 || st.Session.PeerEpoch != map[string]uint32{"active": 1, "standby": 2}[side] {
+					t.Fatalf("after the restart: %d snapshots, %d replays, peer epoch %d; want the join's snapshot and one replay",
+						st.Snapshots, st.Replays, st.Session.PeerEpoch)
+				}
+			})
+		})
+	}
+}
+
+// TestStandbyRestartSameEpoch: a standby restarted with its previous epoch
+// used to wedge the pair silently (the active kept the peer up, a sync
+// commit waited for its ctx, the standby held nothing). Now the stream
+// restarts and the new incarnation is synced.
+func TestStandbyRestartSameEpoch(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		w := &warnings{}
+		r := newRestartRig(t, slog.New(w))
+		ctx, cancel := context.WithTimeout(bg(), time.Minute)
+		defer cancel()
+		r.start(1)
+		must(t, r.act.WaitSynced(ctx))
+		r.commitHops(ctx, 5)
+		r.sby.Close()
+		r.start(1) // the same epoch again
+		for i := 0; r.act.Stats().Session.PeerRestarts == 0; i++ {
+			if i == 10_000 {
+				t.Fatal("the active never noticed that its standby restarted")
+			}
+			time.Sleep(time.Millisecond)
+		}
+		r.commitHops(ctx, 5) // synchronous: each waits for the new incarnation
+		must(t, r.act.WaitSynced(ctx))
+		var got int
+		r.sby.Read(func() { got = r.sby.Store().Len() })
+		if want := r.act.Store().Len(); got != want {
+			t.Fatalf("the restarted standby holds %d of %d objects", got, want)
+		}
+		if len(w.matching("epoch of its previous incarnation")) == 0 {
+			t.Fatal("no warning that the peer reused its epoch")
+		}
+	})
+}

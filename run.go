@@ -1,6 +1,7 @@
 package swha
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/swha/swha/internal/replica"
@@ -17,6 +18,11 @@ import (
 // onEvent follows the session.
 func (n *Node) onEvent(ev l2transport.Event) {
 	n.log.Info("peer event", "event", ev.Kind.String(), "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)
+	if ev.EpochReused {
+		// Recovered (a new stream), but a restarted peer must come back with
+		// a newer epoch: its Config.Epoch is not being advanced.
+		n.log.Warn("the peer restarted with the epoch of its previous incarnation; the stream restarts, but its epoch should be newer", "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)
+	}
 	var kind replica.Event
 	switch ev.Kind {
 	case l2transport.EventEstablished, l2transport.EventPeerRestarted:
@@ -97,4 +103,27 @@ func (n *Node) loop() {
 			timer.Reset(max(time.Until(next), 0))
 		}
 	}
+}
+
+// restartSession starts a new stream with a newer epoch on the same link:
+// what promotion and demotion will do once the failover module moves the
+// generation on. The cores drop the old stream at once (nothing more is
+// streamed into it, a synchronous commit owed to it fails as lost); the new
+// one is decided as any new stream is, when it establishes.
+func (n *Node) restartSession(epoch uint32) error {
+	n.applyMu.Lock()
+	n.mu.Lock()
+	if n.act != nil {
+		n.act.Event(replica.Silent, 0, time.Now())
+	} else if n.sby.Event(replica.Silent) == replica.StoreAwaitSnapshot {
+		n.store.AwaitSnapshot()
+	}
+	n.changed()
+	n.mu.Unlock()
+	n.applyMu.Unlock()
+	if err := n.conn.Restart(epoch); err != nil {
+		return fmt.Errorf("swha: restart session with epoch %d: %w", epoch, err)
+	}
+	n.log.Info("session restarted", "epoch", epoch)
+	return nil
 }
