@@ -100,6 +100,7 @@ type Node struct {
 	progress chan struct{}    // closed and replaced whenever the cores change
 	hooks    []func(RoleChange)
 	peerSkew []objstore.SkewReport
+	peer     PeerState // what the session says of the peer (SessionLiveness)
 	// streamOn publishes act.Streaming() for the sink, which asks per
 	// record: it turns true only on the write path (a snapshot or replay
 	// starts there), so the write path never reads it stale-false.

@@ -38,6 +38,9 @@ func (n *Node) onEvent(ev l2transport.Event) {
 	defer n.applyMu.Unlock()
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if alive := kind != replica.Silent; alive != n.peer.Alive {
+		n.peer = PeerState{Alive: alive, At: ev.At, Reason: "session " + ev.Kind.String()}
+	}
 	if n.act != nil {
 		n.act.Event(kind, ev.PeerEpoch, time.Now())
 	} else {

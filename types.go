@@ -1,8 +1,10 @@
 package swha
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/swha/swha/internal/replica"
 )
@@ -78,3 +80,19 @@ const (
 	// DefaultReplayBytes is Config.ReplayBytes when zero.
 	DefaultReplayBytes = replica.DefaultReplayBytes
 )
+
+// PeerState is a verdict on the peer.
+type PeerState struct {
+	Alive bool
+	// At is when the verdict was reached.
+	At time.Time
+	// Reason says what it rests on.
+	Reason string
+}
+
+// Liveness reports the peer's state.
+type Liveness interface {
+	// Watch sends the current state, then every change, until ctx ends; a
+	// slow reader sees the latest state, not every intermediate one.
+	Watch(ctx context.Context) <-chan PeerState
+}
