@@ -592,11 +592,14 @@ func runDemo(w io.Writer, o demoOptions) (demoResult, error) {
 // reports as a stall.
 const stallMin = 10 * time.Millisecond
 
-// watchDetection waits for the kill, then for the standby's session to go
-// silent, and reports when. It runs beside the killing commit, so that the
-// time it reports is the standby's, not when that commit returned.
+// watchDetection waits for the kill, then for the standby's liveness to
+// declare the active dead, and reports when. It runs beside the killing
+// commit, so that the time it reports is the standby's, not when that
+// commit returned. The liveness is session silence until the heartbeat
+// module lands; the demo reads it through the same interface either way.
 func watchDetection(ctx context.Context, la *killLink, standby *swha.Node) <-chan detection {
 	ch := make(chan detection, 1)
+	states := standby.SessionLiveness().Watch(ctx)
 	go func() {
 		select {
 		case <-la.killed:
@@ -606,15 +609,14 @@ func watchDetection(ctx context.Context, la *killLink, standby *swha.Node) <-cha
 		}
 		var d detection
 		d.silentAtKill = !standby.Stats().PeerUp
-		for standby.Stats().PeerUp {
-			if ctx.Err() != nil {
-				ch <- detection{err: fmt.Errorf("the standby never noticed the active's death: %w", ctx.Err())}
+		for s := range states {
+			if !s.Alive {
+				d.at = time.Now()
+				ch <- d
 				return
 			}
-			time.Sleep(200 * time.Microsecond)
 		}
-		d.at = time.Now()
-		ch <- d
+		ch <- detection{err: fmt.Errorf("the standby never noticed the active's death: %w", ctx.Err())}
 	}()
 	return ch
 }
