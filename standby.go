@@ -29,6 +29,23 @@ func (n *Node) apply(rec []byte) {
 		n.afterRefusedApply()
 	}
 	refs, dropped := n.store.TakeRefusals()
+	if err != nil || len(refs) > 0 || dropped > 0 {
+		n.judgeApply(err, refs, dropped)
+	}
+	n.notePending()
+	pending := n.store.NotifyPending()
+	n.applyMu.Unlock()
+	n.kick()
+	if pending {
+		n.user.call(n.store.Notify, n.ctx.Done())
+	}
+}
+
+// judgeApply has the standby core judge an Apply that failed or refused
+// something, and carries out its verdict. The caller holds applyMu. An Apply
+// that did neither needs no verdict: that is every record of a healthy
+// stream, so it costs no lock beyond applyMu.
+func (n *Node) judgeApply(err error, refs []objstore.Refusal, dropped uint64) {
 	r := replica.Applied{
 		Err:              err,
 		NotRepresentable: errors.Is(err, objstore.ErrNotRepresentable),
@@ -57,13 +74,6 @@ func (n *Node) apply(rec []byte) {
 		n.stats.applyErrors.Add(1)
 		n.stats.resyncAsks.Add(1)
 		n.log.Warn("standby apply failed; asking for a snapshot", "err", err)
-	}
-	n.notePending()
-	pending := n.store.NotifyPending()
-	n.applyMu.Unlock()
-	n.kick()
-	if pending {
-		n.user.call(n.store.Notify, n.ctx.Done())
 	}
 }
 
