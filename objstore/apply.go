@@ -399,6 +399,7 @@ func (s *Store) Promote() ([][]byte, error) {
 	s.seq = s.applied
 	s.awaitSnap = false
 	s.byPtr = newPtrIndex(max(s.cfg.SizeHint, s.nobj))
+	s.targets = newPtrIndex(0)
 	s.pages = map[uintptr][]int32{}
 	s.sbyPtrs.Store(nil) // byPtr answers IDOf from now on
 	var maxID uint64
@@ -410,6 +411,9 @@ func (s *Store) Promote() ([][]byte, error) {
 		s.byPtr.set(e.ptr, i)
 		if e.t.interiorOf {
 			s.indexPages(i, true)
+		}
+		if e.t.refTarget {
+			s.targets.set(e.ptr, i)
 		}
 		e.shadow = newShadow(e.t, e.ptr)
 		s.byPtr.setShadow(e.ptr, e.shadow)

@@ -128,8 +128,8 @@ type ptrIndex struct {
 // A slot also carries the object's shadow, so that an update can start
 // fetching the shadow while it fetches the entry: on a store much larger
 // than the CPU cache that is one DRAM round trip fewer per commit. refs, in
-// what would otherwise be the slot's padding, counts the committed pointers
-// to the object (refcount.go).
+// what would otherwise be the slot's padding, is used by Store.targets only:
+// the committed pointers to the object (refcount.go).
 type ptrSlot struct {
 	key    uintptr
 	shadow unsafe.Pointer

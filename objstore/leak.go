@@ -102,7 +102,7 @@ func (w *leakWalk) value(n *node, p unsafe.Pointer) {
 			w.reach(i)
 		}
 	case KindStruct:
-		for _, f := range n.fields {
+		for _, f := range n.refFields {
 			w.value(f.n, add(p, f.off))
 		}
 	case KindArray:

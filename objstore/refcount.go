@@ -16,8 +16,10 @@ import (
 // a reverse index, a list of referrers per object, would cost memory per
 // pointer. The active instead counts, for each object, the pointers to it
 // (or into it) that the committed state holds, that is, that the shadows
-// hold. The count sits in the object's slot of the address index, in what
-// was padding, and changes only where the shadows change: at commit, for
+// hold. The counts sit in an address index of their own, Store.targets,
+// which lists only the objects of types a pointer can target (next hops,
+// not routes), so that it stays small and in cache however many routes
+// point into it; they change only where the shadows change: at commit, for
 // the fields the commit copies into them and the objects it deletes, and
 // only for the fields that can hold a pointer at all (a metric changed
 // costs nothing). Promote counts every shadow once, as it builds them.
@@ -52,7 +54,7 @@ func (s *Store) walkRefs(n *node, p unsafe.Pointer, op refOp) {
 			s.countRef(n, ptr, op)
 		}
 	case KindStruct:
-		for _, f := range n.fields {
+		for _, f := range n.refFields {
 			s.walkRefs(f.n, add(p, f.off), op)
 		}
 	case KindArray:
@@ -105,9 +107,9 @@ func (s *Store) containing(a uintptr, t *typeInfo) (int32, bool) {
 func (s *Store) countRef(n *node, ptr unsafe.Pointer, op refOp) {
 	var sl *ptrSlot
 	if n.kind == KindRef {
-		sl = s.byPtr.find(ptr)
+		sl = s.targets.find(ptr)
 	} else if i, ok := s.containing(uintptr(ptr), n.target); ok {
-		sl = s.byPtr.find(s.ents.at(i).ptr)
+		sl = s.targets.find(s.ents.at(i).ptr)
 	}
 	if sl == nil {
 		// Not in the store: a static's registered value may point anywhere.
@@ -197,7 +199,7 @@ func (s *Store) checkDeletes() error {
 	doomed := s.doomed[:0]
 	s.eachDeleted(func(i int32) {
 		if e := s.ents.at(i); e.t.refTarget {
-			if sl := s.byPtr.find(e.ptr); sl != nil && sl.refs > 0 {
+			if sl := s.targets.find(e.ptr); sl != nil && sl.refs > 0 {
 				doomed = append(doomed, i)
 			}
 		}
@@ -236,7 +238,7 @@ func (s *Store) checkDeletes() error {
 	s.eachDeleted(func(i int32) { s.ents.at(i).flags &^= fTallied })
 	for _, i := range doomed {
 		e := s.ents.at(i)
-		if s.byPtr.find(e.ptr).refs <= s.tally[i] {
+		if s.targets.find(e.ptr).refs <= s.tally[i] {
 			continue
 		}
 		if err := s.referrerError(i); err != nil {

@@ -61,13 +61,18 @@ func checkRefCounts(t testing.TB, s *Store) {
 		}
 		walk(e.t.root, reflect.NewAt(e.t.rt, e.shadow).Elem())
 	}
-	for _, sl := range s.byPtr.slots {
+	for _, sl := range s.targets.slots {
 		if sl.key == 0 {
 			continue
 		}
 		if e := s.ents.at(sl.val); sl.refs != want[sl.val] {
 			t.Errorf("%s %d: %d pointers counted, the shadows hold %d", e.t.name, e.id, sl.refs, want[sl.val])
 		}
+		delete(want, sl.val)
+	}
+	for i, n := range want {
+		e := s.ents.at(i)
+		t.Errorf("%s %d: pointed to %d times, not counted (not in the targets index)", e.t.name, e.id, n)
 	}
 }
 

@@ -97,8 +97,10 @@ type node struct {
 	spans  []span
 	hasPtr bool // memory holds Go pointers: copies must be typed (write barriers)
 	// hasRefs: a value can hold a KindRef or KindInterior pointer, so the
-	// walks that follow pointers (leak check, incoming counts) look inside.
-	hasRefs bool
+	// walks that follow pointers (leak check, incoming counts) look inside;
+	// refFields are a struct's fields that can (a route's next hop only).
+	hasRefs   bool
+	refFields []*field
 
 	elem   *node // array, slice, map value, interior pointee
 	key    *node // map key
@@ -312,8 +314,12 @@ func markRefs(n *node, memo map[*node]bool) bool {
 		v = markRefs(n.key, memo)
 		v = markRefs(n.elem, memo) || v
 	case KindStruct:
+		n.refFields = nil
 		for _, f := range n.fields {
-			v = markRefs(f.n, memo) || v
+			if markRefs(f.n, memo) {
+				v = true
+				n.refFields = append(n.refFields, f)
+			}
 		}
 	}
 	memo[n], n.hasRefs = v, v

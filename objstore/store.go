@@ -130,6 +130,9 @@ type Store struct {
 	free  []int32
 	byID  idIndex
 	byPtr *ptrIndex // active role only: what Update(obj) looks up
+	// targets is the active's address index of the objects of types a
+	// pointer can target, with their incoming pointer counts (refcount.go).
+	targets *ptrIndex
 	// sbyPtrs is a standby's address index, for IDOf: built by the first
 	// lookup (under the read lock, so sbyPtrsMu orders builders), then kept
 	// by insert and remove under the write lock.
@@ -246,6 +249,7 @@ func NewStore(r *Registry, cfg Config) (*Store, error) {
 	}
 	if s.active {
 		s.byPtr = newPtrIndex(cfg.SizeHint)
+		s.targets = newPtrIndex(0)
 		s.pages = map[uintptr][]int32{}
 	}
 	return s, nil
@@ -390,6 +394,9 @@ func (s *Store) insert(id uint64, t *typeInfo, p unsafe.Pointer, g *Group, flags
 		if t.interiorOf {
 			s.indexPages(i, true)
 		}
+		if t.refTarget {
+			s.targets.set(p, i)
+		}
 	} else if x := s.sbyPtrs.Load(); x != nil {
 		x.set(i)
 	}
@@ -415,6 +422,9 @@ func (s *Store) remove(i int32) {
 		s.byPtr.del(e.ptr)
 		if e.t.interiorOf {
 			s.indexPages(i, false)
+		}
+		if e.t.refTarget {
+			s.targets.del(e.ptr)
 		}
 	} else if x := s.sbyPtrs.Load(); x != nil {
 		x.del(i)
