@@ -29,8 +29,9 @@ import (
 // it rewrites, objects it deletes) are tallied, and if some remain the
 // commit fails with ErrDangling. Only then, for a commit about to be refused,
 // is the store scanned, to name the object and field still pointing; a scan
-// that finds none (the count drifted) lets the commit go on. (A static's registered value, pointing at an object created
-// only later, is counted when that object is: see countStatic.)
+// that finds none (the count drifted) lets the commit go on. A static's
+// registered value, pointing at an object created only later, is counted
+// when that object is (countStatic).
 
 type refOp uint8
 
