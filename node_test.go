@@ -242,19 +242,25 @@ func TestResyncAfterApplyError(t *testing.T) {
 // The hook wakes the ack loop inside that window and yields to it (not in a
 // synctest bubble: the loop blocks on a mutex there, which stops virtual
 // time). The standby refuses every snapshot too (the static is missing), so
-// the commit can only end by its ctx, whenever that is: nil would mean the
-// refused seq was acknowledged. A scheduling pause cannot fail the test.
+// the commit can only end by its ctx, canceled once the hook has run: nil
+// would mean the refused seq was acknowledged. A scheduling pause cannot
+// fail the test; it can only give a bad ack longer to arrive.
 func TestNoAckForRefusedTransaction(t *testing.T) {
 	func(t *testing.T) {
 		p := newTestPair(t, pairOpts{mode: Sync})
 		extra := &testNote{Text: "v0"}
 		must(t, p.act.RegisterStatic("extra", extra)) // the standby lacks it
 		var hookRan atomic.Int64
+		ran := make(chan struct{}, 1)
 		p.sby.afterRefusedApply = func() {
 			hookRan.Add(1)
 			p.sby.kick()
 			for range 1000 {
 				runtime.Gosched()
+			}
+			select {
+			case ran <- struct{}{}:
+			default:
 			}
 		}
 		tx, err := p.act.Begin(bg())
@@ -264,8 +270,14 @@ func TestNoAckForRefusedTransaction(t *testing.T) {
 		h := &testHop{Iface: "same-transaction"}
 		_, err = tx.Create(h)
 		must(t, err)
-		ctx, cancel := context.WithTimeout(bg(), 2*time.Second)
+		// The commit ends when the hook has run and an ack sent in its window
+		// has had time to arrive, however long the machine takes to get there.
+		ctx, cancel := context.WithCancel(bg())
 		defer cancel()
+		go func() {
+			<-ran
+			time.AfterFunc(200*time.Millisecond, cancel)
+		}()
 		commitErr := tx.Commit(ctx)
 		if hookRan.Load() == 0 {
 			t.Fatal("the standby never refused an Apply: the test tested nothing")
