@@ -250,9 +250,7 @@ func TestStandbyRestartSameEpoch(t *testing.T) {
 		}
 		r.commitHops(ctx, 5) // synchronous: each waits for the new incarnation
 		must(t, r.act.WaitSynced(ctx))
-		var got int
-		r.sby.Read(func() { got = r.sby.Store().Len() })
-		if want := r.act.Store().Len(); got != want {
+		if got, want := r.sby.Store().Len(), r.act.Store().Len(); got != want {
 			t.Fatalf("the restarted standby holds %d of %d objects", got, want)
 		}
 		if len(w.matching("epoch of its previous incarnation")) == 0 {

@@ -159,8 +159,8 @@ func TestSkewRefusal(t *testing.T) {
 		}
 		mirror := func() skewtest.RouteV2 {
 			var out skewtest.RouteV2
-			sby.Read(func() {
-				o, _ := sby.Store().Get(id)
+			sby.Store().ReadWith(func(r objstore.Reader) {
+				o, _ := r.Get(id)
 				out = *o.(*skewtest.RouteV2)
 			})
 			return out
@@ -225,8 +225,8 @@ func TestSkewRefusedSnapshot(t *testing.T) {
 		defer cancel()
 		must(t, act.WaitSynced(wctx))
 		var got skewtest.RouteV1
-		sby.Read(func() {
-			o, ok := sby.Store().Get(id)
+		sby.Store().ReadWith(func(r objstore.Reader) {
+			o, ok := r.Get(id)
 			if ok {
 				got = *o.(*skewtest.RouteV1)
 			}
@@ -300,8 +300,8 @@ func TestSkewRepair(t *testing.T) {
 		// Fixing the value brings the bad route over whole.
 		bad.Pref = 3
 		must(t, commit(func(tx *Txn) error { return tx.Update(bad) }))
-		sby.Read(func() {
-			o, _ := sby.Store().Get(ids["bad"])
+		sby.Store().ReadWith(func(rd objstore.Reader) {
+			o, _ := rd.Get(ids["bad"])
 			if r := o.(*skewtest.RouteV2); r.Name != "changed" || r.Pref != 3 {
 				t.Errorf("bad route after the fix: %+v", r)
 			}
