@@ -71,8 +71,7 @@ type DemuxLink struct {
 	head, n  int
 	eof      bool  // the underlying link is gone: ErrClosed once the queue is empty
 	err      error // a read error of the underlying link, returned once
-	deadline time.Time
-	dtimer   *time.Timer
+	deadline readDeadline
 	stats    DemuxLinkStats
 
 	closed atomic.Bool
@@ -363,21 +362,11 @@ func (l *DemuxLink) ReadBatch(pkts []Packet) (int, error) {
 			l.mu.Unlock()
 			return 0, ErrClosed
 		}
-		var tc <-chan time.Time
-		if dl := l.deadline; !dl.IsZero() {
-			wait := time.Until(dl)
-			if wait <= 0 {
-				l.mu.Unlock()
-				return 0, errDemuxDeadline
-			}
-			if l.dtimer == nil {
-				l.dtimer = time.NewTimer(wait)
-			} else {
-				l.dtimer.Reset(wait)
-			}
-			tc = l.dtimer.C
-		}
+		tc, passed := l.deadline.arm()
 		l.mu.Unlock()
+		if passed {
+			return 0, errDemuxDeadline
+		}
 		select {
 		case <-l.notify:
 		case <-tc:
@@ -403,7 +392,7 @@ func (l *DemuxLink) SetReadDeadline(t time.Time) error {
 		return ErrClosed
 	}
 	l.mu.Lock()
-	l.deadline = t
+	l.deadline.at = t
 	l.mu.Unlock()
 	l.wake() // a blocked reader re-reads the deadline
 	return nil
@@ -430,9 +419,7 @@ func (l *DemuxLink) closeLocal() bool {
 		return false
 	}
 	close(l.done)
-	if l.dtimer != nil {
-		l.dtimer.Stop()
-	}
+	l.deadline.stop()
 	clear(l.q)
 	l.free = nil
 	l.n = 0

@@ -34,8 +34,7 @@ type MemLink struct {
 	closed atomic.Bool
 
 	deadlineMu sync.Mutex
-	deadline   time.Time
-	dtimer     *time.Timer
+	deadline   readDeadline
 }
 
 type memPair struct {
@@ -323,22 +322,11 @@ func (l *MemLink) ReadBatch(pkts []Packet) (int, error) {
 		d.mu.Unlock()
 
 		l.deadlineMu.Lock()
-		dl := l.deadline
-		var tc <-chan time.Time
-		if !dl.IsZero() {
-			wait := time.Until(dl)
-			if wait <= 0 {
-				l.deadlineMu.Unlock()
-				return 0, errMemDeadline
-			}
-			if l.dtimer == nil {
-				l.dtimer = time.NewTimer(wait)
-			} else {
-				l.dtimer.Reset(wait)
-			}
-			tc = l.dtimer.C
-		}
+		tc, passed := l.deadline.arm()
 		l.deadlineMu.Unlock()
+		if passed {
+			return 0, errMemDeadline
+		}
 		select {
 		case <-d.notify:
 		case <-tc:
@@ -353,7 +341,7 @@ func (l *MemLink) SetReadDeadline(t time.Time) error {
 		return ErrClosed
 	}
 	l.deadlineMu.Lock()
-	l.deadline = t
+	l.deadline.at = t
 	l.deadlineMu.Unlock()
 	l.rx.wake() // a blocked reader re-reads the deadline
 	return nil
@@ -378,9 +366,7 @@ func (l *MemLink) Close() error {
 		d.inflight = d.inflight[:0]
 		d.mu.Unlock()
 		l.deadlineMu.Lock()
-		if l.dtimer != nil {
-			l.dtimer.Stop()
-		}
+		l.deadline.stop()
 		l.deadlineMu.Unlock()
 	})
 	if !first {
