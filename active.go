@@ -98,11 +98,7 @@ func (n *Node) activeWork() time.Time {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
-	next, due := n.act.NextDeadline(), n.act.SnapshotDue()
-	if next.IsZero() || (!due.IsZero() && due.Before(next)) {
-		next = due
-	}
-	return next
+	return n.act.NextDeadline()
 }
 
 // sendSnapshot sends the whole committed state as one transaction, between

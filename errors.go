@@ -1,24 +1,19 @@
 package swha
 
-import "fmt"
+import (
+	"fmt"
+	"strings"
+)
 
-// wrap prefixes err with the package and the operation, unless err already
-// is one of the Node's own errors, which say "swha:" themselves.
+// wrap prefixes err with the package and the operation. An error that
+// already begins "swha: " (the Node's own sentinels) loses that prefix in
+// the text, so that the message reads "swha: begin: node closed", not
+// "swha: begin: swha: node closed"; errors.Is still finds the sentinel.
 func wrap(op string, err error) error {
-	return fmt.Errorf("swha: %s: %w", op, trimPrefix(err))
+	return fmt.Errorf("swha: %s: %w", op, unprefixed{err})
 }
 
-// trimPrefix keeps "swha: begin: swha: node closed" from happening: the
-// Node's sentinels are wrapped as they are, with only the operation added.
-type plainErr struct{ err error }
+type unprefixed struct{ err error }
 
-func (e plainErr) Error() string {
-	s := e.err.Error()
-	if len(s) > 6 && s[:6] == "swha: " {
-		return s[6:]
-	}
-	return s
-}
-func (e plainErr) Unwrap() error { return e.err }
-
-func trimPrefix(err error) error { return plainErr{err} }
+func (e unprefixed) Error() string { return strings.TrimPrefix(e.err.Error(), "swha: ") }
+func (e unprefixed) Unwrap() error { return e.err }

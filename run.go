@@ -118,8 +118,8 @@ func (n *Node) restartSession(epoch uint32) error {
 	n.mu.Lock()
 	if n.act != nil {
 		n.act.Event(replica.Silent, 0, time.Now())
-	} else if n.sby.Event(replica.Silent) == replica.StoreAwaitSnapshot {
-		n.store.AwaitSnapshot()
+	} else {
+		n.sby.Event(replica.Silent) // asks nothing of the store
 	}
 	n.changed()
 	n.mu.Unlock()

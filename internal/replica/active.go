@@ -177,12 +177,17 @@ func (a *Active) Tick(now time.Time) {
 	}
 }
 
-// NextDeadline is when Tick has something to do (zero: nothing).
+// NextDeadline is when the driver should look again (zero: when woken): a
+// standby's hello is overdue, or an owed snapshot may go (SnapshotDue).
 func (a *Active) NextDeadline() time.Time {
+	next, due := time.Time{}, a.SnapshotDue()
 	if a.awaitHello {
-		return a.helloAt
+		next = a.helloAt
 	}
-	return time.Time{}
+	if next.IsZero() || (!due.IsZero() && due.Before(next)) {
+		next = due
+	}
+	return next
 }
 
 // Ack takes a standby's applied-ack.
