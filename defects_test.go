@@ -258,3 +258,16 @@ func TestStandbyRestartSameEpoch(t *testing.T) {
 		}
 	})
 }
+
+// TestBeginOnClosedNode: the error names the operation once and still is
+// ErrClosed (it used to read "swha: begin: swha: node closed").
+func TestBeginOnClosedNode(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newTestPair(t, pairOpts{mode: Sync})
+		must(t, p.act.Close())
+		_, err := p.act.Begin(bg())
+		if !errors.Is(err, ErrClosed) || err.Error() != "swha: begin: node closed" {
+			t.Fatalf("Begin on a closed node: %v", err)
+		}
+	})
+}
