@@ -66,18 +66,14 @@ func (l *eventLog) kinds(k EventKind) []Event {
 // stream; the peer reports the restart and A a new Established.
 func TestConnRestart(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		la, lb := NewMemPair(1500, Faults{Delay: 100 * time.Microsecond}, Faults{Delay: 100 * time.Microsecond}, 1)
+		la, lb := restartLinks()
 		before, txnB := labelled("before", 50, 0)
 		after, txnA := labelled("after", 50, 1000)
 		want := append(before[:len(before):len(before)], after...)
 		txns := append(txnB[:len(txnB):len(txnB)], txnA...)
 		stream := linktest.NewStream(want, func(i int) uint64 { return txns[i] })
 		var evA, evB eventLog
-		b, err := NewConn(lb, connConfig(2), WithHandler(func(m Message) { stream.Deliver(m.Data, m.TxnID) }), WithEventHandler(evB.add))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
+		b := startConn(t, lb, 2, WithHandler(func(m Message) { stream.Deliver(m.Data, m.TxnID) }), WithEventHandler(evB.add))
 		cfg := connConfig(1)
 		cfg.SendBuffer = 64 << 10
 		a, err := NewConn(la, cfg, WithEventHandler(evA.add))
@@ -158,7 +154,7 @@ func TestConnRestart(t *testing.T) {
 // restart, and what it sends next arrives.
 func TestConnRestartReceiver(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		la, lb := NewMemPair(1500, Faults{Delay: 100 * time.Microsecond}, Faults{Delay: 100 * time.Microsecond}, 1)
+		la, lb := restartLinks()
 		old, oldTxn := labelled("old", 200, 0)
 		after, afterTxn := labelled("after", 20, 1000)
 		const stall = 5
@@ -179,11 +175,7 @@ func TestConnRestartReceiver(t *testing.T) {
 		}
 		defer b.Close()
 		var evA eventLog
-		a, err := NewConn(la, connConfig(1), WithEventHandler(evA.add))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer a.Close()
+		a := startConn(t, la, 1, WithEventHandler(evA.add))
 		ctx := context.Background()
 		if _, err := a.SendBatch(ctx, old, oldTxn[0]); err != nil {
 			t.Fatal(err)
@@ -229,18 +221,10 @@ func TestConnRestartReceiver(t *testing.T) {
 // though its queue held plenty.
 func TestConnRestartRecv(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		la, lb := NewMemPair(1500, Faults{Delay: 100 * time.Microsecond}, Faults{Delay: 100 * time.Microsecond}, 1)
-		b, err := NewConn(lb, connConfig(2), WithRecvQueue(16))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
+		la, lb := restartLinks()
+		b := startConn(t, lb, 2, WithRecvQueue(16))
 		var evA eventLog
-		a, err := NewConn(la, connConfig(1), WithEventHandler(evA.add))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer a.Close()
+		a := startConn(t, la, 1, WithEventHandler(evA.add))
 		ctx := context.Background()
 		old, oldTxn := labelled("old", 100, 0)
 		if _, err := a.SendBatch(ctx, old, oldTxn[0]); err != nil {
@@ -274,7 +258,7 @@ func TestConnRestartRecv(t *testing.T) {
 // on a message); the rest of the old stream's batch is not delivered.
 func TestConnRestartFromHandler(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		la, lb := NewMemPair(1500, Faults{Delay: 100 * time.Microsecond}, Faults{Delay: 100 * time.Microsecond}, 1)
+		la, lb := restartLinks()
 		var mu sync.Mutex
 		var got []string
 		var a *Conn
@@ -292,11 +276,7 @@ func TestConnRestartFromHandler(t *testing.T) {
 		}
 		defer a.Close()
 		var evB eventLog
-		b, err := NewConn(lb, connConfig(2), WithEventHandler(evB.add))
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer b.Close()
+		b := startConn(t, lb, 2, WithEventHandler(evB.add))
 		ctx := context.Background()
 		if _, err := b.SendBatch(ctx, [][]byte{[]byte("m0"), []byte("promote"), []byte("m2"), []byte("m3")}, 1); err != nil {
 			t.Fatal(err)
@@ -386,4 +366,22 @@ func checkCounters(t *testing.T, st *SessionStats, want uint64) {
 			}
 		}
 	}
+}
+
+// restartLinks is the in-memory pair these tests run over: no faults, and a
+// little delay, so that frames are in flight when a side restarts.
+func restartLinks() (*MemLink, *MemLink) {
+	d := Faults{Delay: 100 * time.Microsecond}
+	return NewMemPair(1500, d, d, 1)
+}
+
+// startConn starts node id's Conn over l, closed when the test ends.
+func startConn(t *testing.T, l Link, id uint64, opts ...ConnOption) *Conn {
+	t.Helper()
+	c, err := NewConn(l, connConfig(id), opts...)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	return c
 }
