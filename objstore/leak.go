@@ -1,7 +1,6 @@
 package objstore
 
 import (
-	"reflect"
 	"sort"
 	"unsafe"
 )
@@ -79,53 +78,20 @@ func (w *leakWalk) reach(i int32) {
 }
 
 // value marks the objects that the value of type n at p points to.
-func (w *leakWalk) value(n *node, p unsafe.Pointer) {
-	if !n.hasRefs {
-		return
+func (w *leakWalk) value(n *node, p unsafe.Pointer) { eachPointer(n, p, w.pointer) }
+
+// pointer marks the object that ptr, held by a node n, points to or into.
+func (w *leakWalk) pointer(n *node, ptr unsafe.Pointer) {
+	var i int32
+	var ok bool
+	if n.kind == KindRef {
+		i, ok = w.x.exact(uintptr(ptr), n.target)
+	} else {
+		i, ok = w.x.containing(uintptr(ptr), n.target)
 	}
-	switch n.kind {
-	case KindRef, KindInterior:
-		ptr := *(*unsafe.Pointer)(p)
-		if ptr == nil {
-			return
-		}
-		var i int32
-		var ok bool
-		if n.kind == KindRef {
-			i, ok = w.x.exact(uintptr(ptr), n.target)
-		} else {
-			i, ok = w.x.containing(uintptr(ptr), n.target)
-		}
-		// A pointer to an object no longer in the store dangles; that is
-		// a different fault, and reaches nothing here.
-		if ok {
-			w.reach(i)
-		}
-	case KindStruct:
-		for _, f := range n.refFields {
-			w.value(f.n, add(p, f.off))
-		}
-	case KindArray:
-		for i := 0; i < n.length; i++ {
-			w.value(n.elem, add(p, uintptr(i)*n.elem.size))
-		}
-	case KindSlice:
-		h := (*sliceHdr)(p)
-		for i := 0; i < h.len; i++ {
-			w.value(n.elem, add(h.data, uintptr(i)*n.elem.size))
-		}
-	case KindMap:
-		mv := reflect.NewAt(n.rt, p).Elem()
-		if mv.Len() == 0 {
-			return
-		}
-		k := reflect.New(n.key.rt).Elem()
-		v := reflect.New(n.elem.rt).Elem()
-		for it := mv.MapRange(); it.Next(); {
-			k.SetIterKey(it)
-			v.SetIterValue(it)
-			w.value(n.key, k.Addr().UnsafePointer())
-			w.value(n.elem, v.Addr().UnsafePointer())
-		}
+	// A pointer to an object no longer in the store dangles; that is a
+	// different fault, and reaches nothing here.
+	if ok {
+		w.reach(i)
 	}
 }

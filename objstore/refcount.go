@@ -46,26 +46,34 @@ const (
 // walkRefs applies op to every pointer to an object in the value of type n
 // at p. The caller holds s.mu (active role).
 func (s *Store) walkRefs(n *node, p unsafe.Pointer, op refOp) {
+	eachPointer(n, p, func(n *node, ptr unsafe.Pointer) { s.countRef(n, ptr, op) })
+}
+
+// eachPointer calls visit with every non-nil object pointer (KindRef or
+// KindInterior) in the value of type n at p, and the node that holds it,
+// descending only into the parts of the value that can hold one. The pointer
+// count and the leak check walk values with it.
+func eachPointer(n *node, p unsafe.Pointer, visit func(n *node, ptr unsafe.Pointer)) {
 	if !n.hasRefs {
 		return
 	}
 	switch n.kind {
 	case KindRef, KindInterior:
 		if ptr := *(*unsafe.Pointer)(p); ptr != nil {
-			s.countRef(n, ptr, op)
+			visit(n, ptr)
 		}
 	case KindStruct:
 		for _, f := range n.refFields {
-			s.walkRefs(f.n, add(p, f.off), op)
+			eachPointer(f.n, add(p, f.off), visit)
 		}
 	case KindArray:
 		for i := 0; i < n.length; i++ {
-			s.walkRefs(n.elem, add(p, uintptr(i)*n.elem.size), op)
+			eachPointer(n.elem, add(p, uintptr(i)*n.elem.size), visit)
 		}
 	case KindSlice:
 		h := (*sliceHdr)(p)
 		for i := 0; i < h.len; i++ {
-			s.walkRefs(n.elem, add(h.data, uintptr(i)*n.elem.size), op)
+			eachPointer(n.elem, add(h.data, uintptr(i)*n.elem.size), visit)
 		}
 	case KindMap:
 		mv := reflect.NewAt(n.rt, p).Elem()
@@ -77,8 +85,8 @@ func (s *Store) walkRefs(n *node, p unsafe.Pointer, op refOp) {
 		for it := mv.MapRange(); it.Next(); {
 			k.SetIterKey(it)
 			v.SetIterValue(it)
-			s.walkRefs(n.key, k.Addr().UnsafePointer(), op)
-			s.walkRefs(n.elem, v.Addr().UnsafePointer(), op)
+			eachPointer(n.key, k.Addr().UnsafePointer(), visit)
+			eachPointer(n.elem, v.Addr().UnsafePointer(), visit)
 		}
 	}
 }
