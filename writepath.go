@@ -20,14 +20,22 @@ type lease struct {
 }
 
 // acquire waits for the write path until ctx or the node's closed ends.
+// A closed node wins over a free write path: select picks at random among
+// ready cases, so closed is checked again once the path is held.
 func (w *writePath) acquire(ctx context.Context, closed <-chan struct{}) (*lease, error) {
 	select {
 	case w.sem <- struct{}{}:
-		return &lease{w: w, held: true}, nil
 	case <-ctx.Done():
 		return nil, fmt.Errorf("waiting for the write path: %w", ctx.Err())
 	case <-closed:
 		return nil, ErrClosed
+	}
+	select {
+	case <-closed:
+		<-w.sem
+		return nil, ErrClosed
+	default:
+		return &lease{w: w, held: true}, nil
 	}
 }
 
