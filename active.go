@@ -121,6 +121,18 @@ func (n *Node) sendSnapshot() error {
 	if err == nil {
 		err = n.sink.flush()
 	}
+	if err == nil {
+		// As the seed library does during bulk sync, count the objects
+		// nothing reaches any more (Stats.Leaks; Node.Leaks lists them). Not
+		// a warning: a plain RIB with no groups is all "unreachable".
+		// Counted before the core learns of the snapshot, so that whoever
+		// WaitSynced wakes sees this snapshot's count.
+		leaks := n.store.Leaks()
+		n.stats.leaks.Store(uint64(len(leaks)))
+		if len(leaks) > 0 {
+			n.log.Debug("unreachable dynamic objects (not in a group, no pointer from a root)", "count", len(leaks))
+		}
+	}
 	n.mu.Lock()
 	if err == nil {
 		// Counted before the unlock: the standby may acknowledge it (and a
@@ -139,14 +151,6 @@ func (n *Node) sendSnapshot() error {
 	n.log.Info("snapshot sent to standby", "txn", txn, "objects", n.store.Len(), "seq", n.store.Seq())
 	if d := n.store.SnapshotDangling(); d > 0 {
 		n.log.Warn("snapshot sent pointers to deleted objects as nil", "count", d)
-	}
-	// As the seed library does during bulk sync, count the objects nothing
-	// reaches any more (Stats.Leaks; Node.Leaks lists them). Not a warning:
-	// a plain RIB with no groups is all "unreachable".
-	leaks := n.store.Leaks()
-	n.stats.leaks.Store(uint64(len(leaks)))
-	if len(leaks) > 0 {
-		n.log.Debug("unreachable dynamic objects (not in a group, no pointer from a root)", "count", len(leaks))
 	}
 	return nil
 }
