@@ -34,14 +34,19 @@ func (d *deliverer) queue(fn func()) {
 	}
 }
 
-// call queues fn and waits until it ran, or until cancel is closed (the
-// node is closing: fn may then never run, or still be running).
-func (d *deliverer) call(fn func(), cancel <-chan struct{}) {
+// queueDone queues fn and returns a channel closed once it has run.
+func (d *deliverer) queueDone(fn func()) <-chan struct{} {
 	done := make(chan struct{})
 	d.queue(func() {
 		defer close(done)
 		fn()
 	})
+	return done
+}
+
+// wait waits for done, or until cancel is closed (the node is closing: what
+// done stands for may then never run, or still be running).
+func (d *deliverer) wait(done <-chan struct{}, cancel <-chan struct{}) {
 	select {
 	case <-done:
 	case <-cancel:

@@ -15,7 +15,8 @@ import (
 // apply takes one record of the active's stream, on the Conn's delivery
 // goroutine, and hands what it applied to the subscribers on the
 // deliverer's, waiting for them: the mirror is not written while they read
-// it.
+// it. The ack may go out before they have run: it says the mirror holds the
+// transaction.
 func (n *Node) apply(rec []byte) {
 	n.applyMu.Lock()
 	if n.sby == nil || n.ctx.Err() != nil {
@@ -33,11 +34,17 @@ func (n *Node) apply(rec []byte) {
 		n.judgeApply(err, refs, dropped)
 	}
 	n.notePending()
-	pending := n.store.NotifyPending()
+	// Queued under applyMu, before the ack can go out: a Promote (or
+	// anything else the application does once its commit is acknowledged)
+	// queues its hooks after this transaction's changes.
+	var notified <-chan struct{}
+	if n.store.NotifyPending() {
+		notified = n.user.queueDone(n.store.Notify)
+	}
 	n.applyMu.Unlock()
 	n.kick()
-	if pending {
-		n.user.call(n.store.Notify, n.ctx.Done())
+	if notified != nil {
+		n.user.wait(notified, n.ctx.Done())
 	}
 }
 
