@@ -91,7 +91,7 @@ func TestWireDoc(t *testing.T) {
 			t.Errorf("docs/WIRE.md lacks the row of objstore record %q", row)
 		}
 	}
-	if !strings.Contains(doc, "0x83") || !strings.Contains(doc, "0x8f") {
-		t.Error("docs/WIRE.md does not document 0x83..0x8f as reserved")
+	if !strings.Contains(doc, "0x84–0x8f") {
+		t.Error("docs/WIRE.md does not document 0x84–0x8f as reserved")
 	}
 }

@@ -22,6 +22,7 @@ func FuzzParse(f *testing.F) {
 	f.Add(Ack{Snap: 1, Seq: 2}.Append(nil))
 	f.Add(Refusal{Snap: 1, Seq: 2, Txn: 3, Object: 4, Snapshot: true, Text: "x"}.Append(nil))
 	f.Add(Hello{Snap: 1, Applied: 2, Schemas: testSchemas(f)}.Append(nil))
+	f.Add(Announce{NodeID: 1, Incarnation: 2, Generation: 3, State: 3, Priority: 4, Flags: AnnounceAccepting, Seq: 5}.Append(nil))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		kind, ok := Peek(b)
 		if len(b) > 0 && b[0] < 0x80 && ok {
@@ -30,12 +31,13 @@ func FuzzParse(f *testing.F) {
 		ack, errAck := ParseAck(b)
 		ref, errRef := ParseRefusal(b)
 		hel, errHel := ParseHello(b)
-		for _, err := range []error{errAck, errRef, errHel} {
+		ann, errAnn := ParseAnnounce(b)
+		for _, err := range []error{errAck, errRef, errHel, errAnn} {
 			if err != nil && !errors.Is(err, ErrMalformed) {
 				t.Fatalf("error does not wrap ErrMalformed: %v", err)
 			}
 		}
-		var errs = map[Kind]error{KindAck: errAck, KindRefusal: errRef, KindHello: errHel}
+		var errs = map[Kind]error{KindAck: errAck, KindRefusal: errRef, KindHello: errHel, KindAnnounce: errAnn}
 		for k, err := range errs {
 			if err == nil && (!ok || k != kind) {
 				t.Fatalf("parser of %#x accepted a message Peek says is %#x, %v", byte(k), byte(kind), ok)
@@ -78,6 +80,18 @@ func FuzzParse(f *testing.F) {
 				if c, err := objstore.ParseSchema(s.AppendBinary(nil)); err != nil || c.Fingerprint != s.Fingerprint {
 					t.Fatalf("hello schema %d: fingerprint %#x, canonical %v, %v", i, s.Fingerprint, c, err)
 				}
+			}
+		case KindAnnounce:
+			if len(b) > MaxAnnounce {
+				t.Fatalf("announce of %d bytes parsed, more than MaxAnnounce", len(b))
+			}
+			enc := ann.Append(nil)
+			again, err := ParseAnnounce(enc)
+			if err != nil || again != ann {
+				t.Fatalf("announce %+v re-encoded as % x parses as %+v, %v", ann, enc, again, err)
+			}
+			if enc2 := again.Append(nil); !bytes.Equal(enc, enc2) {
+				t.Fatalf("announce encoding not stable: % x then % x", enc, enc2)
 			}
 		default:
 			t.Fatalf("Peek returned %#x, which no parser takes", byte(kind))
@@ -123,6 +137,8 @@ func TestSeedCorpus(t *testing.T) {
 			_, err = ParseRefusal(b)
 		case k == KindHello:
 			_, err = ParseHello(b)
+		case k == KindAnnounce:
+			_, err = ParseAnnounce(b)
 		}
 		if err == nil {
 			valid[k]++

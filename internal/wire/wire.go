@@ -3,7 +3,10 @@
 // stream. Node messages travel with header TxnID 0 on the same session as
 // objstore records; a message's first byte tells the two apart, because
 // record kinds are small integers (1–12, objstore/record.go) and node
-// message kinds start at 0x80.
+// message kinds start at 0x80. The announce (KindAnnounce) is the
+// exception: it travels in the heartbeat's announce slot, not on the
+// session, and is laid out the same way so that one table and one fuzz
+// target cover it.
 //
 // Every message is its kind byte followed by fields: "uv" is an unsigned
 // LEB128 varint (encoding/binary's Uvarint), a flags field is one byte and
@@ -24,13 +27,14 @@ import (
 // Kind is a node message's first byte.
 type Kind byte
 
-// Node message kinds. 0x83–0x8f are reserved for the failover messages
-// (claim, yield, fence); 0x90–0xff are unassigned. A receiver drops a kind
-// it does not know.
+// Node message kinds. 0x84–0x8f are reserved for further failover
+// messages; 0x90–0xff are unassigned. A receiver drops a kind it does not
+// know.
 const (
-	KindAck     Kind = 0x80 // standby -> active
-	KindRefusal Kind = 0x81 // standby -> active
-	KindHello   Kind = 0x82 // standby -> active
+	KindAck      Kind = 0x80 // standby -> active
+	KindRefusal  Kind = 0x81 // standby -> active
+	KindHello    Kind = 0x82 // standby -> active
+	KindAnnounce Kind = 0x83 // either -> peer, in every heartbeat
 )
 
 // KindInfo describes one node message kind.
@@ -46,6 +50,7 @@ var Kinds = []KindInfo{
 	{KindAck, "applied-ack", "standby → active", "the commits the standby has applied, or that it needs a snapshot"},
 	{KindRefusal, "refusal", "standby → active", "the standby did not apply a committed transaction its version cannot hold"},
 	{KindHello, "hello", "standby → active", "sent when a session starts: the standby's snapshot txn, applied seq and schemas"},
+	{KindAnnounce, "announce", "either → peer", "in every heartbeat on every path: the sender's failover state, generation, priority and seq"},
 }
 
 // ErrMalformed wraps every error of this package's parsers.
@@ -60,7 +65,7 @@ func Peek(b []byte) (Kind, bool) {
 		return 0, false
 	}
 	switch k := Kind(b[0]); k {
-	case KindAck, KindRefusal, KindHello:
+	case KindAck, KindRefusal, KindHello, KindAnnounce:
 		return k, true
 	}
 	return 0, false

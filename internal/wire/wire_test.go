@@ -68,6 +68,8 @@ func cases(t *testing.T) []struct {
 	a := Ack{Snap: 1 << 40, Seq: 99, Flags: AckNeedSnapshot}
 	r := Refusal{Snap: 7, Seq: 8, Txn: 9, Object: 1<<63 | 10, Snapshot: true, Text: "Route.Pref: value -1 does not fit uint8"}
 	h := Hello{Snap: 3, Applied: 1<<64 - 1, Schemas: testSchemas(t)}
+	an := Announce{NodeID: 1<<64 - 1, Incarnation: 9, Generation: 1 << 40, State: 3, Priority: 200,
+		Flags: AnnounceAccepting | AnnounceHandoff, Seq: 12345, HandoffSeq: 12345}
 	return []struct {
 		kind  Kind
 		enc   []byte
@@ -91,6 +93,13 @@ func cases(t *testing.T) []struct {
 			got, err := ParseHello(b)
 			if err == nil && (got.Snap != h.Snap || got.Applied != h.Applied || !sameSchemas(got.Schemas, h.Schemas)) {
 				t.Errorf("hello %+v, want %+v", got, h)
+			}
+			return err
+		}},
+		{KindAnnounce, an.Append(nil), func(b []byte) error {
+			got, err := ParseAnnounce(b)
+			if err == nil && got != an {
+				t.Errorf("announce %+v, want %+v", got, an)
 			}
 			return err
 		}},
@@ -138,6 +147,8 @@ func TestLayout(t *testing.T) {
 			[]byte{0x81, 1, 2, 3, 0x01, 4, 2, 'n', 'o'}},
 		{"refusal, no snapshot", Refusal{Seq: 128}.Append(nil), []byte{0x81, 0, 0x80, 0x01, 0, 0, 0, 0}},
 		{"hello, empty", Hello{Snap: 5, Applied: 6}.Append(nil), []byte{0x82, 5, 6, 0}},
+		{"announce", Announce{NodeID: 1, Incarnation: 2, Generation: 300, State: 3, Priority: 100, Flags: AnnounceAccepting, Seq: 7, HandoffSeq: 0}.Append(nil),
+			[]byte{0x83, 1, 2, 0xac, 0x02, 3, 100, 0x01, 7, 0}},
 	} {
 		if !bytes.Equal(c.got, c.want) {
 			t.Errorf("%s: % x, want % x", c.name, c.got, c.want)
@@ -245,7 +256,7 @@ func TestKinds(t *testing.T) {
 		if k.Kind < 0x80 || i > 0 && k.Kind <= Kinds[i-1].Kind {
 			t.Errorf("Kinds[%d] = %#x: not in order above 0x7f", i, byte(k.Kind))
 		}
-		if k.Kind >= 0x83 && k.Kind <= 0x8f {
+		if k.Kind >= 0x84 && k.Kind <= 0x8f {
 			t.Errorf("%#x is reserved for failover messages; document it here when it is assigned", byte(k.Kind))
 		}
 		if k.Name == "" || k.Dir == "" || k.Doc == "" || names[k.Name] {
@@ -253,8 +264,8 @@ func TestKinds(t *testing.T) {
 		}
 		names[k.Name] = true
 	}
-	if len(Kinds) != 3 || Kinds[0].Kind != KindAck || Kinds[1].Kind != KindRefusal || Kinds[2].Kind != KindHello {
-		t.Errorf("Kinds does not list KindAck, KindRefusal, KindHello: %+v", Kinds)
+	if len(Kinds) != 4 || Kinds[0].Kind != KindAck || Kinds[1].Kind != KindRefusal || Kinds[2].Kind != KindHello || Kinds[3].Kind != KindAnnounce {
+		t.Errorf("Kinds does not list KindAck, KindRefusal, KindHello, KindAnnounce: %+v", Kinds)
 	}
 }
 
@@ -278,6 +289,45 @@ func TestAllocs(t *testing.T) {
 	}
 	if !bytes.Equal(buf, b) {
 		t.Errorf("Ack.Append into a buffer: % x, want % x", buf, b)
+	}
+}
+
+// TestAnnounce: the longest announce fits MaxAnnounce (the heartbeat's
+// slot); a state outside 1..AnnounceMaxState is malformed and says so; the
+// heartbeat parses one per heartbeat per path, without allocating.
+func TestAnnounce(t *testing.T) {
+	if MaxAnnounce > 64 {
+		t.Fatalf("MaxAnnounce = %d, more than the heartbeat's 64-byte slot", MaxAnnounce)
+	}
+	longest := Announce{NodeID: 1<<64 - 1, Incarnation: 1<<64 - 1, Generation: 1<<64 - 1, State: AnnounceMaxState,
+		Priority: 255, Flags: 0xff, Seq: 1<<64 - 1, HandoffSeq: 1<<64 - 1}
+	enc := longest.Append(nil)
+	if len(enc) != MaxAnnounce {
+		t.Fatalf("longest announce: %d bytes, MaxAnnounce %d", len(enc), MaxAnnounce)
+	}
+	if got, err := ParseAnnounce(enc); err != nil || got != longest {
+		t.Fatalf("longest announce: %+v, %v", got, err)
+	}
+	for _, st := range []byte{0, AnnounceMaxState + 1, 0xff} {
+		b := Announce{State: 1}.Append(nil)
+		b[4] = st // kind, node ID, incarnation, generation: one byte each
+		if _, err := ParseAnnounce(b); !errors.Is(err, ErrMalformed) || !strings.Contains(err.Error(), "state") {
+			t.Errorf("state %d: %v", st, err)
+		}
+	}
+	a := Announce{NodeID: 7, Incarnation: 3, Generation: 1 << 33, State: 4, Priority: 9, Flags: AnnounceDefer, Seq: 1 << 50}
+	b := a.Append(nil)
+	buf := make([]byte, 0, MaxAnnounce)
+	if n := testing.AllocsPerRun(100, func() {
+		buf = a.Append(buf[:0])
+		if got, err := ParseAnnounce(buf); err != nil || got != a {
+			t.Fatal(got, err)
+		}
+	}); n != 0 {
+		t.Errorf("Announce.Append and ParseAnnounce: %v allocations, want 0", n)
+	}
+	if !bytes.Equal(buf, b) {
+		t.Errorf("Announce.Append into a buffer: % x, want % x", buf, b)
 	}
 }
 
