@@ -248,6 +248,9 @@ func (n *Node) runRepairs(reqs []replica.Repair) error {
 		}
 		n.repairBad[seq] = bad
 		n.stats.repairs.Add(1)
+		n.mu.Lock()
+		n.emit(Event{Kind: EventRepairDone, Detail: fmt.Sprintf("refused seq %d mended by seq %d", r.Seq, seq)})
+		n.mu.Unlock()
 		n.log.Info("repaired a refused transaction", "refused_seq", r.Seq, "repair_seq", seq, "records", k, "left_out", bad)
 	}
 	return nil

@@ -99,6 +99,8 @@ type Node struct {
 	sby      *replica.Standby // on a standby
 	progress chan struct{}    // closed and replaced whenever the cores change
 	hooks    []func(RoleChange)
+	evHooks  []func(Event)
+	hot      bool // the standby is hot, as last reported (EventStandbyHot)
 	peerSkew []objstore.SkewReport
 	peer     PeerState // what the session says of the peer (SessionLiveness)
 	// streamOn publishes act.Streaming() for the sink, which asks per
@@ -145,22 +147,6 @@ type nodeCounters struct {
 	leaks          atomic.Uint64 // active: unreachable objects at the last snapshot
 	repairs        atomic.Uint64 // active: repair transactions sent after refusals
 	unrepaired     atomic.Uint64 // active: refused commits no longer in the replay log
-}
-
-// changed wakes everything waiting on the cores and republishes what the
-// sink reads. The caller holds mu.
-func (n *Node) changed() {
-	n.streamOn.Store(n.act != nil && n.act.Streaming())
-	close(n.progress)
-	n.progress = make(chan struct{})
-}
-
-// kick wakes the loop: the cores may have work for it.
-func (n *Node) kick() {
-	select {
-	case n.wake <- struct{}{}:
-	default:
-	}
 }
 
 // Store returns a read view of the node's objects: on a standby, the mirror

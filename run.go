@@ -40,6 +40,11 @@ func (n *Node) onEvent(ev l2transport.Event) {
 	defer n.mu.Unlock()
 	if alive := kind != replica.Silent; alive != n.peer.Alive {
 		n.peer = PeerState{Alive: alive, At: ev.At, Reason: "session " + ev.Kind.String()}
+		k := EventPeerDown
+		if alive {
+			k = EventPeerUp
+		}
+		n.emit(Event{Kind: k, At: ev.At, Path: "session", Detail: ev.Kind.String()})
 	}
 	if n.act != nil {
 		n.act.Event(kind, ev.PeerEpoch, time.Now())
@@ -53,6 +58,7 @@ func (n *Node) onEvent(ev l2transport.Event) {
 			n.sby.Resume(n.store.ResumeStream())
 		}
 		n.notePending()
+		n.standbyHot(n.store.SnapshotID() != 0 && !n.store.AwaitingSnapshot())
 	}
 	n.changed()
 	n.kick()

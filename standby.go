@@ -100,8 +100,10 @@ func (n *Node) standbyOutput() {
 	}
 	// Read with no Apply in progress (see replica.Standby.Ready).
 	snap, applied := n.store.SnapshotID(), n.store.AppliedSeq()
+	holds := snap != 0 && !n.store.AwaitingSnapshot()
 	n.mu.Lock()
 	o := n.sby.Ready(snap, applied)
+	n.standbyHot(holds)
 	n.mu.Unlock()
 	var hello []byte
 	if o.Hello != nil {
@@ -166,6 +168,8 @@ func (n *Node) Promote() ([][]byte, error) {
 	n.replay = replica.NewLog(n.cfg.ReplayBytes)
 	n.sink.log = n.replay
 	hooks := slices.Clone(n.hooks)
+	n.hot = false // hot again when a standby of ours acknowledges a snapshot
+	n.emit(Event{Kind: EventRoleChanged, From: Standby, To: Active, Detail: fmt.Sprintf("%d intents discarded", len(intents))})
 	n.changed()
 	n.mu.Unlock()
 	n.log.Info("promoted to active", "seq", n.store.Seq(), "objects", n.store.Len(), "discarded_intents", len(intents))

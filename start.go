@@ -26,7 +26,7 @@ func NewNode(cfg Config) (*Node, error) {
 	if cfg.Mode == 0 {
 		cfg.Mode = Sync
 	}
-	if cfg.Mode != Sync && cfg.Mode != Async {
+	if cfg.Mode != Sync && cfg.Mode != Async && cfg.Mode != Strict {
 		return nil, fmt.Errorf("swha: new node: commit mode %v", cfg.Mode)
 	}
 	if cfg.Window <= 0 {

@@ -19,6 +19,7 @@ type Txn struct {
 	part  txnPart // set when this is a part of a coordinated transaction
 	done  bool
 	lease *lease // the write path, from Begin to Commit or Abort
+	info  CommitInfo
 }
 
 // txnPart is what a part of a coordinated transaction must be told about
@@ -68,6 +69,9 @@ func (t *Txn) ID() uint64 { return t.tx.ID() }
 
 // SetMode overrides the node's commit mode for this transaction.
 func (t *Txn) SetMode(m CommitMode) { t.mode = m }
+
+// Info says what the transaction's Commit achieved, once it returned nil.
+func (t *Txn) Info() CommitInfo { return t.info }
 
 // Create adds obj as a dynamic object and returns its ID.
 func (t *Txn) Create(obj any) (uint64, error) { return t.tx.Create(obj) }
@@ -146,6 +150,19 @@ func (t *Txn) Commit(ctx context.Context) error {
 			return fmt.Errorf("swha: commit txn %d: %w", t.tx.ID(), err)
 		}
 	}
+	if t.mode == Strict {
+		n.mu.Lock()
+		up := n.act.PeerUp()
+		n.mu.Unlock()
+		if !up {
+			// Aborted rather than left open: an open transaction holds the
+			// write path, which the snapshot of a joining standby needs.
+			if err := t.Abort(); err != nil {
+				return fmt.Errorf("swha: commit txn %d: %w (and aborting it: %w)", t.tx.ID(), ErrNoStandby, err)
+			}
+			return fmt.Errorf("swha: commit txn %d (aborted, nothing committed): %w", t.tx.ID(), ErrNoStandby)
+		}
+	}
 	seq, committed, err := n.commitStream(ctx, t.tx)
 	if t.part != nil {
 		t.part.ended(committed)
@@ -161,10 +178,16 @@ func (t *Txn) Commit(ctx context.Context) error {
 	if !committed {
 		return wrap(fmt.Sprintf("commit txn %d", t.tx.ID()), err)
 	}
-	if t.mode == Sync {
+	t.info = CommitInfo{Seq: seq, Solo: !owed}
+	switch {
+	case t.mode == Strict && !owed:
+		// The standby went away between the check and the commit.
+		return fmt.Errorf("swha: commit txn %d (committed on the active, solo): %w", t.tx.ID(), ErrStandbyLost)
+	case t.mode == Sync || t.mode == Strict:
 		if err := n.waitAcked(ctx, seq, owed); err != nil {
 			return fmt.Errorf("swha: commit txn %d (committed on the active): %w", t.tx.ID(), err)
 		}
+		t.info.Acked = owed
 	}
 	return nil
 }

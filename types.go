@@ -40,6 +40,10 @@ const (
 	// handed to the session; at most Config.Window transactions may be
 	// unacknowledged, and Commit waits for room beyond that.
 	Async
+	// Strict is Sync that never goes solo: with no standby connected,
+	// Commit aborts the transaction and returns ErrNoStandby, and a commit
+	// no standby acknowledged fails.
+	Strict
 )
 
 func (m CommitMode) String() string {
@@ -48,6 +52,8 @@ func (m CommitMode) String() string {
 		return "sync"
 	case Async:
 		return "async"
+	case Strict:
+		return "strict"
 	}
 	return fmt.Sprintf("CommitMode(%d)", uint8(m))
 }
@@ -71,6 +77,9 @@ var (
 	// progress). The transaction stands on the active; the error says the
 	// type, field and value. Stats().PeerRefusals counts them.
 	ErrPeerRefused = errors.New("swha: standby refused the transaction")
+	// ErrNoStandby: a Strict commit found no standby to acknowledge it and
+	// committed nothing.
+	ErrNoStandby = errors.New("swha: no standby connected")
 )
 
 // Defaults.
@@ -95,4 +104,87 @@ type Liveness interface {
 	// Watch sends the current state, then every change, until ctx ends; a
 	// slow reader sees the latest state, not every intermediate one.
 	Watch(ctx context.Context) <-chan PeerState
+}
+
+// EventKind names what an Event reports.
+type EventKind uint8
+
+// Event kinds. An application that polled Stats to learn of a dead peer
+// gets these instead, in the order they happened.
+const (
+	// EventRoleChanged: the node changed role (From, To).
+	EventRoleChanged EventKind = iota + 1
+	// EventPeerUp and EventPeerDown: a liveness path (Path) changed its
+	// verdict on the peer. Path "session" is the replication session
+	// itself: down means only that the stream is down (see Liveness).
+	EventPeerUp
+	EventPeerDown
+	// EventStandbyHot: on an active, the standby acknowledged a snapshot
+	// (or a resume) of the current stream and mirrors every commit since;
+	// on a standby, it holds the active's snapshot and follows its stream.
+	// Only a hot standby takes over with nothing lost.
+	EventStandbyHot
+	// EventStandbyCold: the standby stopped being hot (its stream went
+	// down, or it needs a new snapshot).
+	EventStandbyCold
+	// EventRepairDone (active): a transaction the standby refused was
+	// mended by sending its objects again (Detail says which seq).
+	EventRepairDone
+)
+
+func (k EventKind) String() string {
+	switch k {
+	case EventRoleChanged:
+		return "role-changed"
+	case EventPeerUp:
+		return "peer-up"
+	case EventPeerDown:
+		return "peer-down"
+	case EventStandbyHot:
+		return "standby-hot"
+	case EventStandbyCold:
+		return "standby-cold"
+	case EventRepairDone:
+		return "repair-done"
+	}
+	return fmt.Sprintf("EventKind(%d)", uint8(k))
+}
+
+// Event is one thing that happened to the node, delivered by OnEvent.
+type Event struct {
+	Kind EventKind
+	At   time.Time
+	// Path is the liveness path of a peer event.
+	Path string
+	// From and To are the roles of a role change.
+	From, To Role
+	// Detail says more, for logs.
+	Detail string
+}
+
+func (e Event) String() string {
+	s := e.Kind.String()
+	if e.Path != "" {
+		s += " path=" + e.Path
+	}
+	if e.Kind == EventRoleChanged {
+		s += fmt.Sprintf(" %v→%v", e.From, e.To)
+	}
+	if e.Detail != "" {
+		s += " (" + e.Detail + ")"
+	}
+	return s
+}
+
+// CommitInfo says what a Commit that returned nil achieved.
+type CommitInfo struct {
+	// Seq is the commit's sequence number on this node.
+	Seq uint64
+	// Acked: the standby acknowledged having applied the transaction
+	// (Sync and Strict), so a failover keeps it.
+	Acked bool
+	// Solo: no standby was connected when it committed, so nothing was
+	// replicated; a failover now would lose it. An Async commit with a
+	// standby is neither Acked nor Solo: it is on its way.
+	Solo bool
 }

@@ -384,6 +384,13 @@ func (a *Active) ReplayFailed() { a.needSnap = true }
 // Streaming reports whether commits' records must go to the session.
 func (a *Active) Streaming() bool { return a.streaming && a.peerUp }
 
+// Hot reports whether the standby mirrors this node: it acknowledged a
+// snapshot (or a resume) of the current stream, and every commit since
+// streams to it. Only a hot standby may take over with nothing lost.
+func (a *Active) Hot() bool {
+	return a.peerUp && a.streaming && a.snapTxn != 0 && a.lastAck.Snap == a.snapTxn
+}
+
 // PeerUp reports whether a session to a standby is up.
 func (a *Active) PeerUp() bool { return a.peerUp }
 

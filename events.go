@@ -1,0 +1,73 @@
+package swha
+
+import (
+	"slices"
+	"time"
+)
+
+// OnEvent registers fn to be called with every event from now on, in order,
+// on the node's delivery goroutine (in order with subscribers, message
+// handlers and role-change hooks): fn may call any method of the Node,
+// Close included.
+func (n *Node) OnEvent(fn func(Event)) {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	n.evHooks = append(n.evHooks, fn)
+}
+
+// emit queues ev for the event hooks. The caller holds mu, so events are
+// queued in the order the cores changed.
+func (n *Node) emit(ev Event) {
+	if ev.At.IsZero() {
+		ev.At = time.Now()
+	}
+	n.log.Debug("node event", "event", ev.String())
+	if len(n.evHooks) == 0 {
+		return
+	}
+	hooks := slices.Clone(n.evHooks)
+	n.user.queue(func() {
+		for _, fn := range hooks {
+			fn(ev)
+		}
+	})
+}
+
+// changed wakes everything waiting on the cores, republishes what the sink
+// reads, and reports the standby turning hot or cold. The caller holds mu.
+func (n *Node) changed() {
+	n.streamOn.Store(n.act != nil && n.act.Streaming())
+	if n.act != nil {
+		if hot := n.act.Hot(); hot != n.hot {
+			n.hot = hot
+			n.emit(Event{Kind: hotKind(hot)})
+		}
+	}
+	close(n.progress)
+	n.progress = make(chan struct{})
+}
+
+// standbyHot is changed's counterpart on a standby, where the store rather
+// than the core knows whether a snapshot is held: the caller holds mu and
+// passes what the store says.
+func (n *Node) standbyHot(holds bool) {
+	if hot := holds && n.sby != nil && n.sby.PeerUp(); hot != n.hot {
+		n.hot = hot
+		n.emit(Event{Kind: hotKind(hot)})
+	}
+}
+
+func hotKind(hot bool) EventKind {
+	if hot {
+		return EventStandbyHot
+	}
+	return EventStandbyCold
+}
+
+// kick wakes the loop: the cores may have work for it.
+func (n *Node) kick() {
+	select {
+	case n.wake <- struct{}{}:
+	default:
+	}
+}
