@@ -78,6 +78,10 @@ func (n *Node) onHello(b []byte) {
 func (n *Node) activeWork() time.Time {
 	now := time.Now()
 	n.mu.Lock()
+	if n.act == nil { // demoted since the loop looked
+		n.mu.Unlock()
+		return time.Time{}
+	}
 	n.act.Tick(now)
 	w := n.act.Work(now)
 	n.mu.Unlock()
@@ -109,6 +113,9 @@ func (n *Node) sendSnapshot() error {
 		return err
 	}
 	defer l.release()
+	if n.Role() != Active {
+		return nil // demoted while waiting: the work died with the role
+	}
 	n.mu.Lock()
 	start := n.act.StartSnapshot(time.Now())
 	n.changed() // records from here on are part of the snapshot and what follows
@@ -164,6 +171,9 @@ func (n *Node) sendReplay(r replica.Range) error {
 		return err
 	}
 	defer l.release()
+	if n.Role() != Active {
+		return nil // demoted while waiting: the work died with the role
+	}
 	ents, ok := n.replay.Since(r.From, n.store.Seq())
 	n.mu.Lock()
 	start := ok && n.act.StartReplay(r)
@@ -211,6 +221,9 @@ func (n *Node) runRepairs(reqs []replica.Repair) error {
 		return err
 	}
 	defer l.release()
+	if n.Role() != Active {
+		return nil // demoted while waiting: the work died with the role
+	}
 	for _, r := range reqs {
 		bad := append(slices.Clone(n.repairBad[r.Seq]), r.Object)
 		if err := n.store.MarkStale(bad...); err != nil {

@@ -143,6 +143,10 @@ func (c *Coordinated) settle(participant string, committed bool) {
 // (+1) or complete (-1): a snapshot waits for none to be partial.
 func (n *Node) coordinated(delta int) {
 	n.mu.Lock()
+	if n.act == nil { // demoted: the coordinated transaction died with the role
+		n.mu.Unlock()
+		return
+	}
 	n.act.Coordinated(delta)
 	free := n.act.CoordinatedPartial() == 0
 	n.mu.Unlock()

@@ -101,6 +101,7 @@ type Node struct {
 	hooks    []func(RoleChange)
 	evHooks  []func(Event)
 	hot      bool // the standby is hot, as last reported (EventStandbyHot)
+	fenced   bool // replaced by a newer active: no commits (fence.go)
 	peerSkew []objstore.SkewReport
 	peer     PeerState // what the session says of the peer (SessionLiveness)
 	// streamOn publishes act.Streaming() for the sink, which asks per

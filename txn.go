@@ -40,12 +40,16 @@ func (n *Node) Begin(ctx context.Context) (*Txn, error) {
 		return nil, wrap("begin", err)
 	}
 	n.mu.Lock()
-	role := n.role
+	role, fenced := n.role, n.fenced
 	var stale []uint64
-	if role == Active {
+	if role == Active && !fenced {
 		stale = n.act.TakeStale()
 	}
 	n.mu.Unlock()
+	if fenced {
+		l.release()
+		return nil, wrap("begin", ErrFenced)
+	}
 	if role != Active {
 		l.release()
 		return nil, fmt.Errorf("swha: begin on a %v: %w", role, ErrNotActive)
@@ -145,6 +149,17 @@ func (t *Txn) Commit(ctx context.Context) error {
 	if t.done {
 		return fmt.Errorf("swha: commit txn %d: %w", t.tx.ID(), objstore.ErrTxnDone)
 	}
+	n.mu.Lock()
+	fenced := n.fenced
+	n.mu.Unlock()
+	if fenced {
+		// Another node is active: nothing may commit here, and the open
+		// transaction holds the write path a demotion needs.
+		if err := t.Abort(); err != nil {
+			return fmt.Errorf("swha: commit txn %d: %w (and aborting it: %w)", t.tx.ID(), ErrFenced, err)
+		}
+		return fmt.Errorf("swha: commit txn %d (aborted, nothing committed): %w", t.tx.ID(), ErrFenced)
+	}
 	if t.mode == Async {
 		if err := n.waitWindow(ctx); err != nil {
 			return fmt.Errorf("swha: commit txn %d: %w", t.tx.ID(), err)
@@ -234,8 +249,11 @@ func (n *Node) waitWindow(ctx context.Context) error {
 	waited := false
 	for {
 		n.mu.Lock()
-		full, ch := n.act.WindowFull(), n.progress
+		full, ch, fenced := n.act != nil && n.act.WindowFull(), n.progress, n.fenced || n.act == nil
 		n.mu.Unlock()
+		if fenced {
+			return ErrFenced
+		}
 		if !full {
 			return nil
 		}
@@ -258,9 +276,15 @@ func (n *Node) waitWindow(ctx context.Context) error {
 func (n *Node) waitAcked(ctx context.Context, seq uint64, owed bool) error {
 	for {
 		n.mu.Lock()
-		o, ch := n.act.Outcome(seq, owed), n.progress
+		if n.act == nil { // demoted
+			n.mu.Unlock()
+			return ErrFenced
+		}
+		o, ch, fenced := n.act.Outcome(seq, owed), n.progress, n.fenced
 		n.mu.Unlock()
 		switch {
+		case fenced && !o.Done:
+			return ErrFenced
 		case o.Refused != "":
 			return fmt.Errorf("%w: %s", ErrPeerRefused, o.Refused)
 		case o.Lost:
@@ -295,6 +319,10 @@ func (n *Node) WaitSynced(ctx context.Context) error {
 	for {
 		ss := n.conn.Stats()
 		n.mu.Lock()
+		if n.act == nil {
+			n.mu.Unlock()
+			return fmt.Errorf("swha: wait synced: %w", ErrNotActive)
+		}
 		done := ss.Established && n.act.Synced(target, ss.PeerEpoch)
 		ch := n.progress
 		n.mu.Unlock()
