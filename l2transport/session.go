@@ -77,6 +77,7 @@ type Session struct {
 	needHelloAck bool
 	helloAt      time.Time // next Hello while not established
 	lastHello    time.Time
+	lastHelloAck time.Time
 
 	// Send side. sq is a ring of frames for sequence numbers sndUna,
 	// sndUna+1, ...: the first sndNxt-sndUna were sent, the rest are queued.
@@ -132,7 +133,11 @@ type Session struct {
 	needAck     bool
 	advEdge     uint64 // rcvNext+window as last advertised
 
-	// Liveness.
+	// Liveness. Only a frame that is new counts (see onStream): ackCtr
+	// numbers our acks, peerAckCtr is the highest of the peer's seen on
+	// this stream.
+	ackCtr        uint64
+	peerAckCtr    uint64
 	heardAny      bool
 	lastHeard     time.Time
 	silent        bool
@@ -540,12 +545,20 @@ func (s *Session) onHello(h *frame.Header, payload []byte) {
 	if s.peerInc == 0 {
 		s.peerInc = inc
 	}
+	if s.established {
+		// The peer's current incarnation, on a stream already up: it missed
+		// our HelloAck, or someone replays its hello. Neither says it is
+		// alive now, and answering every one would let a replayer make us
+		// send at its rate.
+		s.drop(DropRepeatHello)
+		if h.Type == frame.TypeHello && s.now.Sub(s.lastHelloAck) >= s.cfg.MinRTO {
+			s.needHelloAck = true
+		}
+		return
+	}
 	s.heard()
 	if h.Type == frame.TypeHello {
 		s.needHelloAck = true
-	}
-	if s.established {
-		return
 	}
 	s.peerISN = h.Seq
 	if seenEpoch == s.cfg.Epoch && seenISN == s.isn && (!ext || seenInc == s.inc) {
@@ -627,6 +640,7 @@ func (s *Session) restart(newEpoch uint32, reused bool) {
 	s.peerEpoch = newEpoch
 	s.peerInc = 0 // the new incarnation's Hello tells
 	s.peerISN = 0
+	s.peerAckCtr = 0 // the new stream's acks count from its own start
 	s.needHello = true
 	s.stats.PeerRestarts++
 	s.events = append(s.events, ev)
@@ -684,31 +698,71 @@ func (s *Session) onStream(h *frame.Header, payload []byte) {
 		s.drop(DropStaleStream)
 		return
 	}
-	if h.Flags&frame.FlagAckValid != 0 && !s.onAck(h, payload) {
+	// Only a frame that is new counts as a sign of life: one that advances
+	// the peer's stream or its acknowledgement of ours, or an ack with a
+	// higher ack counter. A replayed or duplicated frame passes CRC and HMAC
+	// alike, and counting it would keep a dead peer alive for as long as
+	// someone replays its frames.
+	news := false
+	if h.Flags&frame.FlagAckValid != 0 {
+		ok, n := s.onAck(h, payload)
+		if !ok {
+			return
+		}
+		news = n
+	}
+	if h.Type != frame.TypeData {
+		if len(payload) >= ackLen {
+			if c := binary.BigEndian.Uint64(payload[ackWndLen:]); c > s.peerAckCtr {
+				s.peerAckCtr, news = c, true
+			}
+		}
+		if !news {
+			s.drop(DropStaleAck)
+			return
+		}
+		if len(payload) >= ackWndLen {
+			s.peerWnd = uint64(binary.BigEndian.Uint32(payload))
+			s.sndLimit = h.Ack + s.peerWnd
+		}
+		s.heard()
+		if h.Flags&frame.FlagAckRequest != 0 {
+			s.needAck = true
+		}
 		return
 	}
-	s.heard()
-	if h.Type == frame.TypeData {
-		s.onData(h, payload)
-	} else if h.Flags&frame.FlagAckRequest != 0 {
-		s.needAck = true
+	if news || s.dataNew(h.Seq) {
+		s.heard()
 	}
+	s.onData(h, payload)
 }
 
-// onAck processes the acknowledgment fields; false means the frame is bogus.
-func (s *Session) onAck(h *frame.Header, payload []byte) bool {
+// dataNew reports whether a Data frame of seq would add to what the stream
+// holds: not below the receive point, within the window, not already held.
+func (s *Session) dataNew(seq uint64) bool {
+	if seq < s.rcvNext || seq-s.rcvNext >= uint64(s.cfg.RecvWindow) {
+		return false
+	}
+	sl := &s.ooo[seq&s.oooMask]
+	return seq == s.rcvNext || !sl.present || sl.seq != seq
+}
+
+// onAck processes the acknowledgment fields. ok false means the frame is
+// bogus; news says it acknowledged something not acknowledged before.
+func (s *Session) onAck(h *frame.Header, payload []byte) (ok, news bool) {
 	ack := h.Ack
 	if ack > s.sndNxt {
 		s.drop(DropBadAck)
-		return false
+		return false, false
 	}
 	if ack < s.sndUna {
-		return true // an old ack overtaken by a newer one
+		return true, false // an old ack overtaken by a newer one
 	}
 	// newest is the send time of the most recently sent frame this ack reports
 	// delivered for the first time, excluding retransmitted ones (Karn's rule).
 	// It gives the RTT sample, and lost retransmissions are detected against it.
 	var newest time.Time
+	news = ack > s.sndUna
 	if ack > s.sndUna {
 		if s.frto {
 			s.resolveFRTO(ack)
@@ -727,10 +781,6 @@ func (s *Session) onAck(h *frame.Header, payload []byte) bool {
 		} else {
 			s.rtoAt, s.retxAt = time.Time{}, time.Time{}
 		}
-	}
-	if h.Type == frame.TypeAck && len(payload) >= ackLen {
-		s.peerWnd = uint64(binary.BigEndian.Uint32(payload))
-		s.sndLimit = ack + s.peerWnd
 	}
 	newSack := false
 	for _, b := range h.SACK[:h.NumSACK] {
@@ -761,7 +811,7 @@ func (s *Session) onAck(h *frame.Header, payload []byte) bool {
 		// would call the others' frames lost.
 		s.lossDirty = true
 	}
-	return true
+	return true, news || newSack
 }
 
 // detectLoss marks as lost, RFC 6675 style, every unacknowledged frame with at
@@ -1251,6 +1301,7 @@ func (s *Session) build() {
 	if s.needHelloAck {
 		s.emitHello(frame.TypeHelloAck)
 		s.needHelloAck = false
+		s.lastHelloAck = now
 	}
 	if !s.established {
 		return
@@ -1391,6 +1442,8 @@ func (s *Session) emitAck(flags frame.Flags, rank int) {
 	s.fillSACK(h, rank)
 	wnd := s.rcvWnd()
 	binary.BigEndian.PutUint32(s.ackPay[:], wnd)
+	s.ackCtr++
+	binary.BigEndian.PutUint64(s.ackPay[ackWndLen:], s.ackCtr)
 	s.advEdge = s.rcvNext + uint64(wnd)
 	s.appendFrame(h, s.ackPay[:])
 	s.stats.AcksSent++

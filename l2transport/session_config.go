@@ -112,8 +112,13 @@ const (
 	helloExtLen = helloLen + 16
 )
 
-// ackLen is the TypeAck payload: receive window in frames (4).
-const ackLen = 4
+// The TypeAck payload: receive window in frames (4), then the sender's ack
+// counter (8), which increases with every ack it sends so that a replayed
+// or duplicated ack is not mistaken for a sign of life.
+const (
+	ackWndLen = 4
+	ackLen    = ackWndLen + 8
+)
 
 func (c *SessionConfig) withDefaults() (SessionConfig, error) {
 	cfg := *c

@@ -105,6 +105,8 @@ const (
 	DropMalformed                        // a payload that breaks the session rules
 	DropBadAck                           // acknowledges a sequence number never sent
 	DropUnhandledType                    // a type this Session does not consume
+	DropStaleAck                         // a pure ack with nothing new: a duplicate, a late one, or a replay
+	DropRepeatHello                      // a hello of the current peer incarnation on an established stream (answered at most once per MinRTO)
 	NumDropReasons
 )
 
@@ -120,6 +122,8 @@ var dropNames = [...]string{
 	DropMalformed:      "malformed",
 	DropBadAck:         "bad-ack",
 	DropUnhandledType:  "unhandled-type",
+	DropStaleAck:       "stale-ack",
+	DropRepeatHello:    "repeat-hello",
 }
 
 func (r DropReason) String() string {
