@@ -67,6 +67,16 @@ type AFPacketConfig struct {
 	// driver: about 30% more frames per second, at the price of no tc shaping
 	// and of our own frames not showing in a tcpdump on this host.
 	NoQdiscBypass bool
+	// FrameTypes, if not empty, makes the kernel's filter accept only swha frames
+	// of these types (the type byte at PDU offset 1): a dedicated heartbeat link
+	// ([]frame.Type{frame.TypeHeartbeat}) whose frames wait in the kernel's queue
+	// for its own reader, not behind another goroutine.
+	FrameTypes []frame.Type
+	// ExcludeFrameTypes makes the filter drop frames of these types: the
+	// session's link on an interface whose heartbeats a dedicated link takes
+	// (every packet socket gets its own copy of each frame). At most one of
+	// FrameTypes and ExcludeFrameTypes may be set.
+	ExcludeFrameTypes []frame.Type
 }
 
 // AFPacketStats counts an AFPacketLink's traffic since it was opened. Bytes count
@@ -178,9 +188,9 @@ func NewAFPacketLink(cfg AFPacketConfig) (*AFPacketLink, error) {
 	// UIO_MAXIOV (1024) bounds vlen for sendmmsg/recvmmsg.
 	batch = min(batch, 1024)
 
-	filter, err := etherTypeFilter(et)
+	filter, err := etherTypeFilter(et, cfg.FrameTypes, cfg.ExcludeFrameTypes)
 	if err != nil {
-		return nil, err
+		return nil, fmt.Errorf("l2transport: afpacket %s: %w", cfg.Interface, err)
 	}
 	// A filter is attached before bind, so not one foreign frame is queued.
 	// With a ring, that first filter drops everything, so that nothing is
