@@ -47,7 +47,7 @@ type Core struct {
 
 	splitBrain, twoActives bool
 	splitSince             time.Time // when the split-brain condition began
-	blocked                string // the reason of the last EvPromotionBlocked, to say it once
+	blocked                string    // the reason of the last EvPromotionBlocked, to say it once
 
 	actions   []Action
 	events    []Event

@@ -446,4 +446,3 @@ func TestSwitchover(t *testing.T) {
 	}
 	s.done()
 }
-
