@@ -168,6 +168,9 @@ func (s *Store) Apply(rec []byte) error {
 		}
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		if s.regroup != nil {
+			return s.setAsideGroup(id, name, prefix)
+		}
 		if g := s.groups[id]; g != nil {
 			if g.name != name {
 				return fmt.Errorf("objstore: apply group %d %q: already named %q: %w", id, name, g.name, ErrCorrupt)
@@ -398,6 +401,7 @@ func (s *Store) Promote() ([][]byte, error) {
 	// from what was applied.
 	s.seq = s.applied
 	s.awaitSnap = false
+	s.regroup = nil // demoted and promoted again before a snapshot: its groups stand
 	s.byPtr = newPtrIndex(max(s.cfg.SizeHint, s.nobj))
 	s.targets = newPtrIndex(0)
 	s.pages = map[uintptr][]int32{}
@@ -564,7 +568,7 @@ func (s *Store) validate(st *stagedTxn, prior []*stagedTxn) error {
 			if _, ok := s.applying.overlay.get(h.id); ok {
 				return fmt.Errorf("record %d: create %s %d again: %w", k, h.t.name, h.id, ErrExists)
 			}
-			if h.group != 0 && s.groups[h.group] == nil {
+			if h.group != 0 && s.stepGroup(h.group) == nil {
 				return fmt.Errorf("record %d: create %s %d: group %d was never announced: %w", k, h.t.name, h.id, h.group, ErrCorrupt)
 			}
 			a.overlay.set(h.id, overlayObj{t: h.t})
@@ -594,7 +598,7 @@ func (s *Store) validate(st *stagedTxn, prior []*stagedTxn) error {
 			}
 			a.overlay.set(h.id, overlayObj{t: o.t, deleted: true})
 		case recDeleteGroup:
-			g := s.groups[h.group]
+			g := s.stepGroup(h.group)
 			if g == nil {
 				return fmt.Errorf("record %d: delete group %d: never announced: %w", k, h.group, ErrCorrupt)
 			}
@@ -711,6 +715,7 @@ func (s *Store) applyTxns(sts []*stagedTxn) error {
 	notify := len(s.subs) > 0
 	if a.snapshot {
 		s.dropDynamic()
+		s.installGroups()
 		if notify {
 			a.changes = append(a.changes, Change{Txn: sts[0].id, Op: OpReset})
 		}

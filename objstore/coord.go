@@ -362,6 +362,11 @@ func (s *Store) Held() int { return len(s.held) }
 func (s *Store) AwaitSnapshot() {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	s.awaitSnapshotLocked()
+}
+
+// awaitSnapshotLocked is AwaitSnapshot; the caller holds s.mu.
+func (s *Store) awaitSnapshotLocked() {
 	s.dropPending()
 	clear(s.peerTypes)
 	clear(s.peerByName)

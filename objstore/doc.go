@@ -30,7 +30,9 @@
 // The standby keeps no shadow: its memory is the objects plus a 48-byte
 // entry per object in a slab and 4 bytes in a paged ID index, which is what
 // keeps its overhead ratio near 1.6 for a route-sized object. Promote builds
-// the active-only parts (address index, shadows) in one pass.
+// the active-only parts (address index, shadows) in one pass; Demote drops
+// them again, for an active that lost a split and takes the winner's
+// snapshot in place of its own state (demote.go).
 //
 // Commit cost depends on what changed, not on the store's size: Update looks
 // the object up in an open-addressing address index, diffs it against its

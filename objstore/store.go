@@ -144,6 +144,10 @@ type Store struct {
 
 	groups       map[uint32]*Group
 	groupsByName map[string]*Group
+	// regroup: a demoted store awaiting its first snapshot sets the Group
+	// records it is sent aside here, for that snapshot to install
+	// (demote.go); nil otherwise.
+	regroup map[uint32]*Group
 
 	active  bool
 	nextID  uint64
