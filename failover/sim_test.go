@@ -375,21 +375,16 @@ func (s *sim) wantStates(t *testing.T, want string) {
 }
 
 // actionsOf lists n's actions logged since mark (a log length).
-func (s *sim) actionsOf(n *simNode, mark int) []string {
-	var out []string
-	for _, l := range strings.Split(s.log.String()[mark:], "\n") {
-		if _, a, ok := strings.Cut(l, " "+n.name+" action "); ok {
-			out = append(out, a)
-		}
-	}
-	return out
-}
+func (s *sim) actionsOf(n *simNode, mark int) []string { return s.logged(n, "action", mark) }
 
-func (s *sim) eventsOf(n *simNode, mark int) []string {
+// eventsOf lists n's events logged since mark.
+func (s *sim) eventsOf(n *simNode, mark int) []string { return s.logged(n, "event", mark) }
+
+func (s *sim) logged(n *simNode, what string, mark int) []string {
 	var out []string
 	for _, l := range strings.Split(s.log.String()[mark:], "\n") {
-		if _, e, ok := strings.Cut(l, " "+n.name+" event "); ok {
-			out = append(out, e)
+		if _, a, ok := strings.Cut(l, " "+n.name+" "+what+" "); ok {
+			out = append(out, a)
 		}
 	}
 	return out
