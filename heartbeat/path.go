@@ -485,10 +485,11 @@ func (p *Path) DetectDue(now time.Time) bool {
 // timer wake-up; now past asked is the driver's scheduling lateness.
 //
 // The detector judges itself before it judges the peer. When the detection time
-// has run out but this wake-up was late by more than an interval, or the peer's
-// last heartbeat said its own sender was, the missing heartbeats may be ours to
-// blame (both machines saturated): the path waits one more interval, once, and
-// counts a discounted Down. A live heartbeat in that grace saves the path.
+// has run out but this wake-up, or another in the last one or two detection
+// times, was late by more than an interval, or the peer's last heartbeat said its
+// own were, the missing heartbeats may be the schedulers' doing (both machines
+// saturated): the path waits one more interval, once, and counts a discounted
+// Down. A live heartbeat in that grace saves the path.
 func (p *Path) Tick(now, asked time.Time) {
 	p.now = now
 	var late time.Duration
@@ -505,7 +506,7 @@ func (p *Path) Tick(now, asked time.Time) {
 			break
 		}
 		if p.graceUntil.IsZero() {
-			if p.state == StateUp && (late > p.cfg.Interval || p.stats.PeerLateness > p.cfg.Interval) {
+			if p.state == StateUp && p.unhealthy(late) {
 				p.graceUntil = now.Add(p.cfg.Interval)
 				p.stats.DiscountedDowns++
 				break
@@ -518,6 +519,15 @@ func (p *Path) Tick(now, asked time.Time) {
 	if p.state != StateAdminDown && !now.Before(p.nextSend) {
 		p.sendNow = true
 	}
+}
+
+// unhealthy reports whether this wake-up (late by late), this detector's recent
+// wake-ups or the peer's (as it reported them) were late by more than an
+// interval: then missing heartbeats may be the schedulers' doing rather than
+// the peer's death (Lifeguard's local health), and the path grants its grace.
+func (p *Path) unhealthy(late time.Duration) bool {
+	iv := p.cfg.Interval
+	return late > iv || p.lateCur > iv || p.latePrev > iv || p.stats.PeerLateness > iv
 }
 
 func (p *Path) noteLateness(now time.Time, late time.Duration) {

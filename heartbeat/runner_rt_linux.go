@@ -17,3 +17,12 @@ func setRealTime(prio int) error {
 	}
 	return nil
 }
+
+// setNice sets the calling thread's nice value (per thread on Linux: a tid is a
+// PRIO_PROCESS target).
+func setNice(nice int) error {
+	if err := unix.Setpriority(unix.PRIO_PROCESS, unix.Gettid(), nice); err != nil {
+		return fmt.Errorf("setpriority nice %d: %w", nice, err)
+	}
+	return nil
+}

@@ -341,6 +341,13 @@ func (l *AFPacketLink) buildHeader(peer uint64) {
 	l.txPeer = peer
 }
 
+// SyscallConn is the receiving socket, for a reader that waits for it outside
+// the Go netpoller, e.g. with ppoll on a real-time thread: a netpoller wake-up is
+// two kernel wake-ups (the thread in epoll_wait, then the reader's locked
+// thread), each a scheduling delay on a saturated CPU. Read frames with
+// ReadBatch, not from the socket: the link's checks and ring are in ReadBatch.
+func (l *AFPacketLink) SyscallConn() (syscall.RawConn, error) { return l.rc, nil }
+
 // RxRing reports whether the link receives through a PACKET_RX_RING.
 func (l *AFPacketLink) RxRing() bool { return l.ring != nil }
 
