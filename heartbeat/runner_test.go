@@ -54,17 +54,27 @@ func expect(t *testing.T, r *Runner, k EventKind, timeout time.Duration) Event {
 	return e
 }
 
+// memUp starts runners over a fresh in-memory pair (inside the caller's
+// bubble) and waits for both Up events; the links close at the end of the test.
+func memUp(t *testing.T, seed uint64, tweak func(*RunnerConfig)) (la *l2transport.MemLink, a, b *Runner) {
+	t.Helper()
+	la, lb := l2transport.NewMemPair(1500, l2transport.Faults{}, l2transport.Faults{}, seed)
+	t.Cleanup(func() {
+		la.Close()
+		lb.Close()
+	})
+	a, b = runnerPair(t, la, lb, tweak)
+	expect(t, a, EventUp, 100*time.Millisecond)
+	expect(t, b, EventUp, 100*time.Millisecond)
+	return la, a, b
+}
+
 // TestRunnerMemPartition: over an in-memory pair in virtual time, up; a
 // partition takes both down within the detection time (plus an interval for
 // the last heartbeat in flight); healed, both come back up.
 func TestRunnerMemPartition(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		la, lb := l2transport.NewMemPair(1500, l2transport.Faults{}, l2transport.Faults{}, 1)
-		defer la.Close()
-		defer lb.Close()
-		a, b := runnerPair(t, la, lb, nil)
-		expect(t, a, EventUp, 100*time.Millisecond)
-		expect(t, b, EventUp, 100*time.Millisecond)
+		la, a, b := memUp(t, 1, nil)
 		time.Sleep(time.Second) // virtual: a second of heartbeats
 		if st := a.Stats(); st.Downs != 0 || st.Live < 150 || st.RTTSamples == 0 {
 			t.Fatalf("a after 1 s: %+v", st)
@@ -88,12 +98,7 @@ func TestRunnerMemPartition(t *testing.T) {
 // takes the peer down at once with admin-down. Events channels close.
 func TestRunnerCloseAndShutdown(t *testing.T) {
 	synctest.Test(t, func(t *testing.T) {
-		la, lb := l2transport.NewMemPair(1500, l2transport.Faults{}, l2transport.Faults{}, 2)
-		defer la.Close()
-		defer lb.Close()
-		a, b := runnerPair(t, la, lb, nil)
-		expect(t, a, EventUp, 100*time.Millisecond)
-		expect(t, b, EventUp, 100*time.Millisecond)
+		_, a, b := memUp(t, 2, nil)
 		if err := b.Shutdown(); err != nil {
 			t.Fatal(err)
 		}
