@@ -67,6 +67,7 @@ type Path struct {
 	// each one detection time long.
 	lateCur, latePrev time.Duration
 	lateWindow        time.Time
+	lastUnhealthy     time.Time // last wake-up of ours, or report of the peer's, late by more than an interval
 
 	announce     [MaxAnnounce]byte
 	announceLen  int
@@ -334,6 +335,9 @@ func (p *Path) adopt(hb *Heartbeat) {
 	lat := time.Duration(hb.Lateness) * time.Microsecond
 	p.stats.PeerLateness = lat
 	p.stats.PeerMaxLateness = max(p.stats.PeerMaxLateness, lat)
+	if lat > p.cfg.Interval {
+		p.lastUnhealthy = p.now
+	}
 }
 
 // live records a heartbeat that counts as life.
@@ -485,11 +489,11 @@ func (p *Path) DetectDue(now time.Time) bool {
 // timer wake-up; now past asked is the driver's scheduling lateness.
 //
 // The detector judges itself before it judges the peer. When the detection time
-// has run out but this wake-up, or another in the last one or two detection
-// times, was late by more than an interval, or the peer's last heartbeat said its
-// own were, the missing heartbeats may be the schedulers' doing (both machines
-// saturated): the path waits one more interval, once, and counts a discounted
-// Down. A live heartbeat in that grace saves the path.
+// has run out but this wake-up, or another within HealthMemory detection times,
+// was late by more than an interval, or the peer said its own were, the missing
+// heartbeats may be the schedulers' doing (both machines saturated): the path
+// waits one more interval, once, and counts a discounted Down. A live heartbeat
+// in that grace saves the path.
 func (p *Path) Tick(now, asked time.Time) {
 	p.now = now
 	var late time.Duration
@@ -523,11 +527,18 @@ func (p *Path) Tick(now, asked time.Time) {
 
 // unhealthy reports whether this wake-up (late by late), this detector's recent
 // wake-ups or the peer's (as it reported them) were late by more than an
-// interval: then missing heartbeats may be the schedulers' doing rather than
-// the peer's death (Lifeguard's local health), and the path grants its grace.
+// interval, now or within the last HealthMemory detection times: then missing
+// heartbeats may be the schedulers' doing rather than the peer's death
+// (Lifeguard's local health), and the path grants its grace.
 func (p *Path) unhealthy(late time.Duration) bool {
 	iv := p.cfg.Interval
-	return late > iv || p.lateCur > iv || p.latePrev > iv || p.stats.PeerLateness > iv
+	if late > iv || p.lateCur > iv || p.latePrev > iv || p.stats.PeerLateness > iv {
+		return true
+	}
+	// A saturated machine is late only now and then, and a stalled peer cannot
+	// say so until it runs again: health is remembered for a while, as
+	// Lifeguard's local health score decays slowly.
+	return !p.lastUnhealthy.IsZero() && p.now.Sub(p.lastUnhealthy) < HealthMemory*p.detect
 }
 
 func (p *Path) noteLateness(now time.Time, late time.Duration) {
@@ -535,6 +546,7 @@ func (p *Path) noteLateness(now time.Time, late time.Duration) {
 	s.Wakeups++
 	if late > p.cfg.Interval {
 		s.LateWakeups++
+		p.lastUnhealthy = now
 	}
 	s.MaxLateness = max(s.MaxLateness, late)
 	b := 0

@@ -546,3 +546,33 @@ func TestSteadyStateAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per receive, tick and send", allocs)
 	}
 }
+
+// TestHealthMemory: a late wake-up keeps local health poor for HealthMemory
+// detection times: a silence within them is discounted, one after them is not.
+func TestHealthMemory(t *testing.T) {
+	for _, tc := range []struct {
+		after      time.Duration
+		discounted bool
+	}{{100 * time.Millisecond, true}, {2 * HealthMemory * DefaultMultiplier * DefaultInterval, false}} {
+		s := defaultSim(t)
+		s.mustUp(t)
+		var target time.Time
+		s.a.late = func(d time.Time) time.Duration {
+			if target.IsZero() {
+				target = d
+			}
+			if d.Equal(target) {
+				return 2 * DefaultInterval
+			}
+			return 0
+		}
+		s.run(tc.after)
+		s.b.stopped = true
+		if !s.runUntil(time.Second, func() bool { return !s.a.p.Up() }) {
+			t.Fatal("a still up")
+		}
+		if e := s.a.events[len(s.a.events)-1]; e.Discounted != tc.discounted {
+			t.Errorf("silence %v after a late wake-up: down %+v, want discounted %v", tc.after, e, tc.discounted)
+		}
+	}
+}

@@ -27,6 +27,10 @@ const (
 	// DefaultMaxPeerInterval bounds the peer's advertised interval that detection
 	// honours, so that a peer (or a key holder) cannot stretch detection for ever.
 	DefaultMaxPeerInterval = time.Second
+	// HealthMemory is how many detection times a late wake-up (ours, or one the
+	// peer reported) keeps the path's local health poor, granting the grace
+	// interval before a Down: 1 s at the default timers.
+	HealthMemory = 50
 	// CarrierHold is the intervals without a live heartbeat after which a carrier
 	// reported down confirms the peer's loss.
 	CarrierHold = 2

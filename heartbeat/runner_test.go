@@ -5,6 +5,7 @@ import (
 	"testing/synctest"
 	"time"
 
+	"github.com/swha/swha/frame"
 	"github.com/swha/swha/l2transport"
 )
 
@@ -226,4 +227,22 @@ func TestRunnerRealTimeFallback(t *testing.T) {
 	a, _ := runnerPair(t, la, lb, func(c *RunnerConfig) { c.RealTime = true })
 	expect(t, a, EventUp, 10*time.Second)
 	t.Logf("real time: %v", a.Stats().RealTime)
+}
+
+// TestRunnerDemux: the runner over an l2transport.Demux sublink that splits the
+// heartbeats off a link shared with other traffic.
+func TestRunnerDemux(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		la, lb := l2transport.NewMemPair(1500, l2transport.Faults{}, l2transport.Faults{}, 7)
+		da, db := l2transport.NewDemux(la, frame.TypeHeartbeat), l2transport.NewDemux(lb, frame.TypeHeartbeat)
+		defer da.Close()
+		defer db.Close()
+		a, b := runnerPair(t, da.Link(frame.TypeHeartbeat), db.Link(frame.TypeHeartbeat), nil)
+		expect(t, a, EventUp, 100*time.Millisecond)
+		expect(t, b, EventUp, 100*time.Millisecond)
+		b.Close()
+		if e := expect(t, a, EventDown, time.Second); e.Diag != DiagDetectExpired {
+			t.Fatalf("down %+v", e)
+		}
+	})
 }
