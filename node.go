@@ -15,7 +15,10 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
+	"github.com/swha/swha/failover"
+	"github.com/swha/swha/heartbeat"
 	"github.com/swha/swha/internal/replica"
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/objstore"
@@ -35,8 +38,8 @@ type Config struct {
 	// Epoch is this incarnation's generation, non-zero and newer than any
 	// earlier incarnation's (see l2transport.SessionConfig.Epoch).
 	Epoch uint32
-	// Role is the role at start. It changes only through Promote (and, later,
-	// the failover module).
+	// Role is the role at start, without Failover. It changes only through
+	// Promote.
 	Role Role
 	// Mode is the default commit mode (default Sync); Txn.SetMode overrides
 	// it per transaction.
@@ -61,6 +64,10 @@ type Config struct {
 	// and an active restores its state from it. A missing file is a fresh
 	// start; a bad one is logged and ignored.
 	Checkpoint string
+	// Failover, if set, turns on automatic failover: heartbeats, election,
+	// promotion and demotion (FailoverConfig). Role and Epoch are then the
+	// failover module's.
+	Failover *FailoverConfig
 	// ReplayBytes bounds the active's log of recent commits, from which a
 	// standby that holds the state up to some seq (a checkpoint, a
 	// restart) is resumed without a snapshot (default DefaultReplayBytes;
@@ -102,8 +109,12 @@ type Node struct {
 	evHooks  []func(Event)
 	hot      bool // the standby is hot, as last reported (EventStandbyHot)
 	fenced   bool // replaced by a newer active: no commits (fence.go)
-	peerSkew []objstore.SkewReport
-	peer     PeerState // what the session says of the peer (SessionLiveness)
+	// With failover on: fo drives the role; followGen is the oldest
+	// generation of active whose stream a standby takes (demote.go).
+	fo        *foDriver
+	followGen uint32
+	peerSkew  []objstore.SkewReport
+	peer      PeerState // what the session says of the peer (SessionLiveness)
 	// streamOn publishes act.Streaming() for the sink, which asks per
 	// record: it turns true only on the write path (a snapshot or replay
 	// starts there), so the write path never reads it stale-false.
@@ -118,6 +129,10 @@ type Node struct {
 
 	// applyMu: on a standby, Apply versus Promote and whole-store reads.
 	applyMu sync.Mutex
+	// Under applyMu: the failover module stopped the stream before a
+	// promotion (streamStopped), or the stream is of a replaced active, of a
+	// generation older than the one followed (staleIn): apply nothing.
+	streamStopped, staleIn bool
 	// The store's staged and held counts as of the last applied message, so
 	// that Stats needs no applyMu.
 	stagedN, heldN atomic.Int64
@@ -148,6 +163,7 @@ type nodeCounters struct {
 	leaks          atomic.Uint64 // active: unreachable objects at the last snapshot
 	repairs        atomic.Uint64 // active: repair transactions sent after refusals
 	unrepaired     atomic.Uint64 // active: refused commits no longer in the replay log
+	staleStreams   atomic.Uint64 // standby: streams refused as of an older generation
 }
 
 // Store returns a read view of the node's objects: on a standby, the mirror
@@ -218,3 +234,27 @@ func (n *Node) Get(id uint64) (any, bool) { return n.store.Get(id) }
 
 // Read runs fn with no transaction half-applied (see objstore.View.Read).
 func (n *Node) Read(fn func()) { n.store.Read(fn) }
+
+// foDriver runs the failover module for a Node: one heartbeat runner per
+// path (each on a locked OS thread of its own), and one goroutine, run, that
+// owns the failover core, feeds it the paths' verdicts, the peer's announces
+// and the node's sync progress, and carries out its actions on the Node.
+// Work that may block (the fencing hook, draining, demotion) runs on a
+// goroutine of its own and answers through results, so run always keeps
+// listening to the heartbeats.
+type foDriver struct {
+	n     *Node
+	cfg   FailoverConfig
+	log   *slog.Logger
+	state failover.FileStore
+	inc   uint64 // this incarnation's, persisted at start
+
+	core  *failover.Core // run's
+	paths []*heartbeat.Runner
+	links []l2transport.Link // the paths' links, closed with them
+
+	results chan func(now time.Time) // answers of off-loop work, applied by run
+	switchc chan chan error          // Switchover requests
+	status  atomic.Pointer[failover.Status]
+	work    sync.WaitGroup
+}

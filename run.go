@@ -46,6 +46,18 @@ func (n *Node) onEvent(ev l2transport.Event) {
 		}
 		n.emit(Event{Kind: k, At: ev.At, Path: "session", Detail: ev.Kind.String()})
 	}
+	if n.act == nil && kind == replica.NewStream {
+		n.staleIn = n.staleStream(ev.PeerEpoch)
+		if n.staleIn {
+			// A replaced active resumed (or a rogue speaks as one): its
+			// stream must not reach the mirror, and no ack goes back to it.
+			n.stats.staleStreams.Add(1)
+			n.log.Warn("refused the stream of an active of an older generation", "peer_epoch", ev.PeerEpoch,
+				"generation", generationOf(ev.PeerEpoch), "following", n.followGen)
+			n.changed()
+			return
+		}
+	}
 	if n.act != nil {
 		n.act.Event(kind, ev.PeerEpoch, time.Now())
 	} else {
@@ -135,4 +147,10 @@ func (n *Node) restartSession(epoch uint32) error {
 	}
 	n.log.Info("session restarted", "epoch", epoch)
 	return nil
+}
+
+// staleStream reports whether a stream of the peer at epoch is one to
+// refuse: the node follows a newer generation. The caller holds mu.
+func (n *Node) staleStream(epoch uint32) bool {
+	return n.fo != nil && generationOf(epoch) < n.followGen
 }

@@ -19,7 +19,7 @@ import (
 // transaction.
 func (n *Node) apply(rec []byte) {
 	n.applyMu.Lock()
-	if n.sby == nil || n.ctx.Err() != nil {
+	if n.sby == nil || n.ctx.Err() != nil || n.streamStopped || n.staleIn {
 		// A promoted node no longer takes the old active's stream; a closed
 		// one (a callback may close it mid-batch) takes nothing.
 		n.applyMu.Unlock()

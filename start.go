@@ -20,7 +20,7 @@ func NewNode(cfg Config) (*Node, error) {
 		return nil, errors.New("swha: new node: Link is required")
 	case cfg.Registry == nil:
 		return nil, errors.New("swha: new node: Registry is required")
-	case cfg.Role != Active && cfg.Role != Standby:
+	case cfg.Failover == nil && cfg.Role != Active && cfg.Role != Standby:
 		return nil, fmt.Errorf("swha: new node: role %v is neither Active nor Standby", cfg.Role)
 	}
 	if cfg.Mode == 0 {
@@ -36,7 +36,27 @@ func NewNode(cfg Config) (*Node, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)
 	}
+	link := cfg.Link
+	var fo *foDriver
+	if cfg.Failover != nil {
+		// The failover module elects the role and owns the epoch: the node
+		// starts as a standby until it is told otherwise.
+		var epoch uint32
+		var err error
+		fo, link, epoch, err = newFailover(&cfg, log.With("node", cfg.NodeID))
+		if err != nil {
+			return nil, fmt.Errorf("swha: new node: failover: %w", err)
+		}
+		cfg.Role, cfg.Epoch = Standby, epoch
+	}
+	fail := func(err error) (*Node, error) {
+		if fo != nil {
+			fo.closePaths(false)
+		}
+		return nil, fmt.Errorf("swha: new node: %w", err)
+	}
 	n := &Node{
+		fo:       fo,
 		cfg:      cfg,
 		log:      log.With("node", cfg.NodeID),
 		write:    newWritePath(),
@@ -60,19 +80,19 @@ func NewNode(cfg Config) (*Node, error) {
 	})
 	if err != nil {
 		n.cancel()
-		return nil, fmt.Errorf("swha: new node: %w", err)
+		return fail(err)
 	}
 	n.store = st
 	for name, obj := range cfg.Statics {
 		if err := st.RegisterStatic(name, obj); err != nil {
 			n.cancel()
-			return nil, fmt.Errorf("swha: new node: %w", err)
+			return fail(err)
 		}
 	}
 	if cfg.Checkpoint != "" {
 		if err := n.loadCheckpoint(cfg.Checkpoint); err != nil {
 			n.cancel()
-			return nil, fmt.Errorf("swha: new node: %w", err)
+			return fail(err)
 		}
 	}
 	if cfg.Role == Active {
@@ -87,18 +107,21 @@ func NewNode(cfg Config) (*Node, error) {
 	n.user = newDeliverer()
 	sc := cfg.Session
 	sc.LocalNodeID, sc.PeerNodeID, sc.Epoch = cfg.NodeID, cfg.PeerNodeID, cfg.Epoch
-	n.conn, err = l2transport.NewConn(cfg.Link, sc,
+	n.conn, err = l2transport.NewConn(link, sc,
 		l2transport.WithHandler(n.onMessage),
 		l2transport.WithEventHandler(n.onEvent),
 		l2transport.WithLogger(log))
 	if err != nil {
 		n.cancel()
 		n.user.stop()
-		return nil, fmt.Errorf("swha: new node: %w", err)
+		return fail(err)
 	}
 	n.sink.conn = n.conn
 	n.wg.Add(1)
 	go n.loop()
+	if fo != nil {
+		fo.start(n)
+	}
 	return n, nil
 }
 
@@ -110,10 +133,16 @@ func NewNode(cfg Config) (*Node, error) {
 func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
+		if n.fo != nil {
+			n.fo.closePaths(true) // first, so that the peer hears this node go
+		}
 		n.cancel()
 		n.user.stop()
 		err = n.conn.Close()
 		n.wg.Wait()
+		if n.fo != nil {
+			n.fo.work.Wait()
+		}
 		n.mu.Lock()
 		if n.act != nil {
 			n.act.Event(replica.Silent, 0, time.Now())

@@ -130,6 +130,18 @@ const (
 	// EventRepairDone (active): a transaction the standby refused was
 	// mended by sending its objects again (Detail says which seq).
 	EventRepairDone
+	// EventSplitBrain: the HA link is down while another path still hears
+	// the peer, so neither node promotes; raised on both sides.
+	// EventSplitBrainCleared: the HA link is back.
+	EventSplitBrain
+	EventSplitBrainCleared
+	// EventTwoActives: the peer announces itself active too (after a heal
+	// of both paths); the lower generation demotes.
+	EventTwoActives
+	// EventFailover: anything else the failover module reports (a vetoed
+	// or blocked promotion, a failed persist, a false alarm, a demotion);
+	// Detail says what.
+	EventFailover
 )
 
 func (k EventKind) String() string {
@@ -146,6 +158,14 @@ func (k EventKind) String() string {
 		return "standby-cold"
 	case EventRepairDone:
 		return "repair-done"
+	case EventSplitBrain:
+		return "split-brain"
+	case EventSplitBrainCleared:
+		return "split-brain-cleared"
+	case EventTwoActives:
+		return "two-actives"
+	case EventFailover:
+		return "failover"
 	}
 	return fmt.Sprintf("EventKind(%d)", uint8(k))
 }
