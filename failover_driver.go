@@ -269,6 +269,17 @@ func (fd *foDriver) ready() {
 	}
 }
 
+// peerRestarted reports whether the peer's heartbeats announce an
+// incarnation other than the one of the session's peer epoch: the standby
+// restarted and the session has not caught up yet.
+func (fd *foDriver) peerRestarted(sessionEpoch uint32) bool {
+	st := fd.status.Load()
+	if st == nil || st.Peer.Announce.Incarnation == 0 {
+		return false
+	}
+	return uint32(st.Peer.Announce.Incarnation)&0xffff != sessionEpoch&0xffff
+}
+
 // publish makes the core's status readable by Node.FailoverStatus.
 func (fd *foDriver) publish() {
 	st := fd.core.Status()

@@ -1,0 +1,54 @@
+package swha
+
+import (
+	"context"
+	"fmt"
+	"time"
+)
+
+// WaitSynced waits until a standby holds everything this active node had
+// committed when it was called: the session is up with the standby
+// incarnation the session talks to now (not one the node has not caught up
+// with), the standby applied a snapshot or resume on the current stream,
+// and it acknowledged that commit. With failover on it is a barrier even
+// against a standby that just restarted: its heartbeats announce the new
+// incarnation within an interval, before the session may have noticed, and
+// a session still on the old incarnation does not count. An application
+// uses it to know that redundancy is (re-)established, for example before a
+// planned switchover.
+func (n *Node) WaitSynced(ctx context.Context) error {
+	n.mu.Lock()
+	if n.role != Active {
+		n.mu.Unlock()
+		return fmt.Errorf("swha: wait synced: %w", ErrNotActive)
+	}
+	target := n.act.Status().Committed
+	n.mu.Unlock()
+	for {
+		ss := n.conn.Stats()
+		n.mu.Lock()
+		if n.act == nil {
+			n.mu.Unlock()
+			return fmt.Errorf("swha: wait synced: %w", ErrNotActive)
+		}
+		done := ss.Established && n.act.Synced(target, ss.PeerEpoch)
+		ch := n.progress
+		n.mu.Unlock()
+		var poll <-chan time.Time
+		if done && n.fo != nil && n.fo.peerRestarted(ss.PeerEpoch) {
+			done = false
+			poll = time.After(n.fo.pollEvery())
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-poll:
+		case <-ch:
+		case <-ctx.Done():
+			return fmt.Errorf("swha: wait synced: %w", ctx.Err())
+		case <-n.ctx.Done():
+			return fmt.Errorf("swha: wait synced: %w", ErrClosed)
+		}
+	}
+}
