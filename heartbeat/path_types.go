@@ -29,8 +29,8 @@ const (
 	DefaultMaxPeerInterval = time.Second
 	// HealthMemory is how many detection times a late wake-up (ours, or one the
 	// peer reported) keeps the path's local health poor, granting the grace
-	// interval before a Down: 1 s at the default timers.
-	HealthMemory = 50
+	// interval before a Down: 200 ms at the default timers.
+	HealthMemory = 10
 	// CarrierHold is the intervals without a live heartbeat after which a carrier
 	// reported down confirms the peer's loss.
 	CarrierHold = 2
