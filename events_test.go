@@ -44,6 +44,9 @@ func (l *eventLog) kinds() []string {
 		if ev.Kind == EventRoleChanged {
 			s += fmt.Sprintf("/%v>%v", ev.From, ev.To)
 		}
+		if ev.Kind == EventFailover {
+			s += "/" + strings.Fields(ev.Detail + " ?")[0]
+		}
 		out = append(out, s)
 	}
 	return out

@@ -100,3 +100,38 @@ func TestFailoverElectPromoteRejoin(t *testing.T) {
 		}
 	})
 }
+
+// TestFailoverSwitchover: a planned switchover drains the active (every
+// commit acknowledged), hands over to the hot standby, and the old active
+// becomes its hot standby; nothing acknowledged is lost and the new active
+// accepts commits at once.
+func TestFailoverSwitchover(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFoPair(t)
+		p.ea.await(t, "role-changed/standby>active", "standby-hot", "failover/peer-hot")
+		for i := range 20 {
+			if info, err := commitHop(t, p.a, i); err != nil || !info.Acked {
+				t.Fatalf("commit %d: %v %+v", i, err, info)
+			}
+		}
+		ctx, cancel := context.WithTimeout(bg(), time.Minute)
+		defer cancel()
+		if err := p.a.Switchover(ctx); err != nil {
+			t.Fatalf("switchover: %v", err)
+		}
+		p.eb.await(t, "role-changed/standby>active")
+		if p.a.Role() != Standby || p.b.Role() != Active {
+			t.Fatalf("after the switchover: roles %v/%v, want standby/active", p.a.Role(), p.b.Role())
+		}
+		if got := p.b.Store().Len(); got < 20 {
+			t.Fatalf("the new active holds %d objects, want the 20 committed", got)
+		}
+		p.ea.await(t, "role-changed/active>standby", "standby-hot")
+		if info, err := commitHop(t, p.b, 100); err != nil || !info.Acked {
+			t.Fatalf("commit on the new active: %v %+v", err, info)
+		}
+		if _, err := p.a.Begin(bg()); err == nil {
+			t.Fatal("Begin on the old active after the switchover succeeded")
+		}
+	})
+}
