@@ -55,7 +55,17 @@ type FailoverConfig struct {
 	// docs/FAILOVER.md for its limits); if not permitted it logs and runs
 	// without.
 	RealTime bool
+	// Nice is the heartbeat threads' nice value when not RealTime; zero
+	// means DefaultHeartbeatNice. A detector that the scheduler leaves
+	// waiting behind busy threads is what turns load into a false
+	// failover. Raising a thread's priority needs CAP_SYS_NICE; without it
+	// the runner logs and runs at the default priority.
+	Nice int
 }
+
+// DefaultHeartbeatNice is FailoverConfig.Nice when zero: the highest
+// priority a normal (not real-time) thread can have.
+const DefaultHeartbeatNice = -20
 
 // epochOf is the session epoch of a node at generation gen in its
 // incarnation inc: the generation in the high 16 bits, so that a stream's

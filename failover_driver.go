@@ -1,6 +1,7 @@
 package swha
 
 import (
+	"cmp"
 	"context"
 	"fmt"
 	"log/slog"
@@ -87,6 +88,7 @@ func newFailover(cfg *Config, log *slog.Logger) (*foDriver, l2transport.Link, ui
 			Path: heartbeat.PathConfig{Name: names[i], LocalID: cfg.NodeID, PeerID: cfg.PeerNodeID, Epoch: epoch,
 				Interval: fc.Interval, Multiplier: fc.Multiplier, Keyring: cfg.Session.Keyring, Disc: disc + uint64(i)},
 			RealTime: fc.RealTime,
+			Nice:     cmp.Or(fc.Nice, DefaultHeartbeatNice),
 			Logger:   log,
 		})
 		if err != nil {
