@@ -1,6 +1,10 @@
 package swha
 
-import "github.com/swha/swha/l2transport"
+import (
+	"github.com/swha/swha/failover"
+	"github.com/swha/swha/heartbeat"
+	"github.com/swha/swha/l2transport"
+)
 
 // Stats is a snapshot of a node's replication state.
 type Stats struct {
@@ -54,6 +58,17 @@ type Stats struct {
 	// because the replay log no longer held them (their objects may
 	// differ on the standby until next updated, or the next snapshot).
 	Repairs, Unrepaired uint64
+	// StaleStreams (standby) counts streams refused because their active
+	// serves an older generation than the one followed (a replaced active).
+	StaleStreams uint64
+	// Failover is the failover module's state (zero without
+	// Config.Failover): its role state, generation, every path's verdict,
+	// the peer's announce, the last failover's timings and the counters of
+	// promotions, false alarms, vetoes and split brains. Heartbeats are
+	// the heartbeat paths' counters (largest gap, lateness, discounted
+	// detections, drops by reason).
+	Failover   failover.Status
+	Heartbeats []heartbeat.RunnerStats
 }
 
 // Stats returns the node's counters and gauges.
@@ -88,6 +103,8 @@ func (n *Node) Stats() Stats {
 	if s.Role == Standby {
 		s.Staged, s.Held = int(n.stagedN.Load()), int(n.heldN.Load())
 	}
+	s.StaleStreams = n.stats.staleStreams.Load()
 	s.Session = n.conn.Stats()
+	s.Failover, s.Heartbeats = n.FailoverStatus(), n.HeartbeatStats()
 	return s
 }
