@@ -55,6 +55,11 @@ func NewNode(cfg Config) (*Node, error) {
 		}
 		return nil, fmt.Errorf("swha: new node: %w", err)
 	}
+	if cfg.Session.Keyring == nil {
+		// Said once per node: a link without a key ring lets anyone on it
+		// speak as the peer (docs/WIRE.md, authentication).
+		log.Warn("the HA link runs without a key ring: frames are neither authenticated nor protected against forgery", "node", cfg.NodeID)
+	}
 	n := &Node{
 		fo:       fo,
 		cfg:      cfg,

@@ -35,6 +35,9 @@ const (
 	// frames the per-syscall cost is already amortised to noise and larger
 	// batches only add latency to the first frame of the next batch.
 	DefaultBatchSize = 64
+	// DefaultForgetAfter is AFPacketConfig.ForgetAfter when zero: longer than
+	// the session's dead interval, so a peer that is only slow is kept.
+	DefaultForgetAfter = 3 * time.Second
 )
 
 // AFPacketConfig configures an AFPacketLink.
@@ -49,6 +52,20 @@ type AFPacketConfig struct {
 	// broadcast address until it has received a valid swha frame, then sends
 	// only to that frame's source MAC.
 	PeerMAC net.HardwareAddr
+	// Keyring, if set, is the key ring the session uses (SessionConfig.
+	// Keyring): the link then learns its peer only from a frame that
+	// verifies with it, so a forged frame cannot capture the link. Without
+	// it any frame with a valid CRC can.
+	Keyring *frame.Keyring
+	// PeerNodeID, if not zero, is the only node ID (frame header) the link
+	// learns its peer from.
+	PeerNodeID uint64
+	// ForgetAfter is how long a learned peer may stay silent before a valid
+	// frame from another source replaces it (a restarted or replaced peer
+	// switch, or a link that learned a forger's frame before the real
+	// peer's); zero means DefaultForgetAfter, negative never. Frames from
+	// other sources meanwhile are counted (AFPacketStats.PeerConflicts).
+	ForgetAfter time.Duration
 	// SocketBuffer is the size in bytes of each of the socket's send and receive
 	// buffers; zero means DefaultSocketBuffer. As root the FORCE variants are
 	// used, so net.core.{r,w}mem_max do not cap it.
@@ -88,6 +105,8 @@ type AFPacketStats struct {
 	ReadWaits           uint64 // times ReadBatch found nothing and parked until the socket signalled
 	WriteSyscalls       uint64 // sendmmsg calls
 	Ignored             uint64 // received but not delivered: our own source MAC, another source than the peer, invalid before discovery
+	PeerConflicts       uint64 // of those, frames from another source than the learned or configured peer
+	PeerRelearned       uint64 // times a silent learned peer was replaced by another verified source
 	TxDropped           uint64 // refused by the device queue or sent while the link was down
 	KernelPackets       uint64 // passed the filter, per PACKET_STATISTICS
 	KernelDrops         uint64 // passed the filter but dropped for lack of receive buffer, per PACKET_STATISTICS
@@ -145,6 +164,14 @@ type AFPacketLink struct {
 	scratch frame.Header
 
 	ignored, rxWaits atomic.Uint64
+	// Peer learning (reader only, but for the counters): learnID is the
+	// node ID to learn from (0: any), forgetAfter the silence after which
+	// another source may replace the peer, lastPeer when the peer was last
+	// delivered (per ReadBatch, not per frame: a time.Now per batch).
+	learnID              uint64
+	forgetAfter          time.Duration
+	lastPeer             time.Time
+	conflicts, relearned atomic.Uint64
 
 	kmu                    sync.Mutex // PACKET_STATISTICS resets on read, so readings are summed
 	kernPackets, kernDrops uint64
@@ -212,6 +239,12 @@ func NewAFPacketLink(cfg AFPacketConfig) (*AFPacketLink, error) {
 		etherType: et,
 	}
 	copy(l.local[:], ifi.HardwareAddr)
+	l.codec.SetKeyring(cfg.Keyring)
+	l.learnID = cfg.PeerNodeID
+	l.forgetAfter = cfg.ForgetAfter
+	if l.forgetAfter == 0 {
+		l.forgetAfter = DefaultForgetAfter
+	}
 	if cfg.PeerMAC != nil {
 		l.peer.Store(macKey(cfg.PeerMAC))
 		l.fixedPeer = true
@@ -373,11 +406,11 @@ func (l *AFPacketLink) PeerMAC() net.HardwareAddr {
 }
 
 // ForgetPeer makes a learned peer MAC unknown again: the link goes back to
-// broadcasting and learns the source of the next valid frame. A learned peer is
-// otherwise kept for the life of the link and frames from other sources are
-// ignored, so a replaced peer switch (new MAC) is only heard again after this
-// is called, typically when failure detection has declared the peer dead. It
-// does nothing when the peer MAC was configured.
+// broadcasting and learns the source of the next valid frame. Without it a
+// learned peer is replaced only once it has been silent for ForgetAfter and
+// another source sends a frame that verifies; frames from other sources are
+// counted and ignored meanwhile. It does nothing when the peer MAC was
+// configured.
 func (l *AFPacketLink) ForgetPeer() {
 	if !l.fixedPeer {
 		l.peer.Store(0)
@@ -417,6 +450,8 @@ func (l *AFPacketLink) Stats() AFPacketStats {
 		ReadWaits:     l.rxWaits.Load() + l.rx.waits.Load(),
 		WriteSyscalls: l.tx.calls.Load(),
 		Ignored:       l.ignored.Load(),
+		PeerConflicts: l.conflicts.Load(),
+		PeerRelearned: l.relearned.Load(),
 		TxDropped:     l.txDropped.Load(),
 	}
 	l.kmu.Lock()
@@ -467,7 +502,11 @@ func (l *AFPacketLink) ReadBatch(pkts []Packet) (int, error) {
 		return 0, nil
 	}
 	if l.ring != nil {
-		return l.readRing(pkts)
+		k, err := l.readRing(pkts)
+		if k > 0 {
+			l.lastPeer = time.Now()
+		}
+		return k, err
 	}
 	n := min(len(pkts), l.batch)
 	for i := range n {
@@ -484,6 +523,7 @@ func (l *AFPacketLink) ReadBatch(pkts []Packet) (int, error) {
 			return 0, l.errorf("recvmmsg: %w", errno)
 		}
 		if k := l.deliver(pkts, got); k > 0 {
+			l.lastPeer = time.Now()
 			return k, nil
 		}
 	}
@@ -539,17 +579,44 @@ func (l *AFPacketLink) accept(h, pdu []byte) bool {
 		// Our own frame reflected by a loop in the L2 network.
 		return false
 	}
+	key := macKey(src[:])
 	peer := l.peer.Load()
-	if peer != 0 {
-		return macKey(src[:]) == peer
+	if peer == key {
+		return true
 	}
-	// Learn only from a frame that decodes (version, lengths, CRC), so random
-	// traffic that happens to use our EtherType cannot capture the link. This is
-	// not authentication: Session's key ring is.
+	if peer != 0 {
+		l.conflicts.Add(1)
+		// Another source: a forger, or the peer replaced (a new switch, a
+		// restarted one behind another port). Only a peer that has been
+		// silent for forgetAfter is replaced, and only by a verified frame.
+		if l.fixedPeer || l.forgetAfter < 0 || time.Since(l.lastPeer) < l.forgetAfter || !l.learnable(pdu) {
+			return false
+		}
+		if l.peer.CompareAndSwap(peer, key) {
+			l.relearned.Add(1)
+			l.lastPeer = time.Now()
+		}
+		return l.peer.Load() == key
+	}
+	// Learn only from a frame that decodes as the session would accept it
+	// (version, lengths, CRC, and with a key ring its HMAC), so that neither
+	// random traffic on our EtherType nor a forged frame captures the link.
+	if !l.learnable(pdu) {
+		return false
+	}
+	if l.peer.CompareAndSwap(0, key) {
+		l.lastPeer = time.Now()
+	}
+	return l.peer.Load() == key
+}
+
+// learnable reports whether pdu may teach the link its peer: it verifies
+// as the session would, from the expected node.
+func (l *AFPacketLink) learnable(pdu []byte) bool {
 	if _, err := l.codec.Decode(pdu, &l.scratch); err != nil {
 		return false
 	}
-	return l.peer.CompareAndSwap(0, macKey(src[:])) || l.peer.Load() == macKey(src[:])
+	return l.learnID == 0 || l.scratch.NodeID == l.learnID
 }
 
 // macKey packs a 6-byte MAC into the low 48 bits and sets bit 48 so that no
