@@ -12,6 +12,7 @@ import (
 	"github.com/swha/swha/failover"
 	"github.com/swha/swha/frame"
 	"github.com/swha/swha/heartbeat"
+	"github.com/swha/swha/internal/replica"
 	"github.com/swha/swha/l2transport"
 )
 
@@ -393,6 +394,10 @@ func (fd *foDriver) event(ev failover.Event) {
 		kind = EventSplitBrainCleared
 	case failover.EvTwoActives:
 		kind = EventTwoActives
+	case failover.EvPeerDead:
+		fd.n.heartbeatVerdict(false)
+	case failover.EvPeerAlive:
+		fd.n.heartbeatVerdict(true)
 	case failover.EvRoleChanged, failover.EvPathUp, failover.EvPathDown, failover.EvHot:
 		// The Node reports these itself, from what it did.
 		fd.log.Debug("failover event", "event", ev.String())
@@ -402,6 +407,31 @@ func (fd *foDriver) event(ev failover.Event) {
 	fd.n.mu.Lock()
 	fd.n.emit(Event{Kind: kind, At: ev.At, Path: ev.Path, Detail: ev.String()})
 	fd.n.mu.Unlock()
+}
+
+// heartbeatVerdict gives the heartbeats' verdict on the peer to an active's
+// replication core, the one authority on the peer's death: a standby that
+// every path declares dead is lost now, not when the session's dead
+// interval (a second by default) runs out, so a synchronous commit owed to
+// it fails over to solo (ErrStandbyLost) in a detection time. When the
+// paths come back, the stream resumes as after session silence: the
+// standby gets a snapshot.
+func (n *Node) heartbeatVerdict(alive bool) {
+	epoch := n.conn.Stats().PeerEpoch
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	if n.act == nil || alive && !n.peer.Alive {
+		// A standby, or a stream the session itself reports down: the
+		// session's own PeerAlive will bring it back.
+		return
+	}
+	if alive {
+		n.act.Event(replica.Alive, epoch, time.Now())
+	} else {
+		n.act.Event(replica.Silent, 0, time.Now())
+	}
+	n.changed()
+	n.kick()
 }
 
 // Switchover hands the active role to the hot standby with nothing lost:

@@ -2,6 +2,7 @@ package swha
 
 import (
 	"context"
+	"errors"
 	"testing"
 	"testing/synctest"
 	"time"
@@ -133,5 +134,32 @@ func TestFailoverSwitchover(t *testing.T) {
 		if _, err := p.a.Begin(bg()); err == nil {
 			t.Fatal("Begin on the old active after the switchover succeeded")
 		}
+	})
+}
+
+// TestFailoverStandbyLostInDetectionTime: when the standby dies, a
+// synchronous commit waiting for its acknowledgement fails over to solo
+// (ErrStandbyLost) as soon as the heartbeats declare it dead, not when the
+// session's dead interval (a second) runs out.
+func TestFailoverStandbyLostInDetectionTime(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		p := newFoPair(t)
+		p.ea.await(t, "role-changed/standby>active", "standby-hot", "failover/peer-hot")
+		tx, err := p.a.Begin(bg())
+		must(t, err)
+		_, err = tx.Create(&testHop{Addr: hopAddr(1)})
+		must(t, err)
+		p.la.SetPartitioned(true) // the standby is gone, mid-commit
+		cut := time.Now()
+		err = tx.Commit(bg())
+		if !errors.Is(err, ErrStandbyLost) {
+			t.Fatalf("sync commit to a dead standby: %v, want ErrStandbyLost", err)
+		}
+		d := time.Since(cut)
+		dead := l2transport.DefaultDeadInterval
+		if d >= dead/2 {
+			t.Fatalf("the commit failed %v after the standby died: the session's dead interval (%v), not the heartbeat's detection, decided", d, dead)
+		}
+		t.Logf("failed over to solo %v after the standby died", d)
 	})
 }
