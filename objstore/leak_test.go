@@ -171,9 +171,12 @@ func TestLeaksRich(t *testing.T) {
 		if got := s.Leaks(); !slices.Equal(got, want) {
 			t.Fatalf("leaks %v, want %v", got, want)
 		}
+		if n := s.LeakCount(); n != len(want) {
+			t.Fatalf("LeakCount %d, want %d", n, len(want))
+		}
 	}
 	empty, _ := NewStore(testRegistry(t), Config{})
-	if l := empty.Leaks(); len(l) != 0 {
-		t.Fatalf("empty store leaks %v", l)
+	if l, n := empty.Leaks(), empty.LeakCount(); len(l) != 0 || n != 0 {
+		t.Fatalf("empty store leaks %v, count %d", l, n)
 	}
 }
