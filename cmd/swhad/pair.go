@@ -82,10 +82,6 @@ func isRoleChange(to swha.Role) func(swha.Event) bool {
 	return func(e swha.Event) bool { return e.Kind == swha.EventRoleChanged && e.To == to }
 }
 
-func isKind(k swha.EventKind) func(swha.Event) bool {
-	return func(e swha.Event) bool { return e.Kind == k }
-}
-
 // pair is the two switches over the cable.
 type pair struct {
 	o     demoOptions
