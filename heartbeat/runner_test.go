@@ -55,6 +55,28 @@ func expect(t *testing.T, r *Runner, k EventKind, timeout time.Duration) Event {
 	return e
 }
 
+// awaitKind waits for an event of kind k at or after since, skipping the
+// others: over real sockets on a loaded machine a path may flap before the
+// step the test is about, and a flap is not what it tests. It returns the
+// zero Event when k is EventDown and the path is already down.
+func awaitKind(t *testing.T, r *Runner, k EventKind, since time.Time, timeout time.Duration) Event {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		if k == EventDown && !r.Up() && !since.IsZero() {
+			return Event{}
+		}
+		left := time.Until(deadline)
+		if left <= 0 {
+			t.Fatalf("no %v event at or after %v within %v (state %v)", k, since, timeout, r.State())
+		}
+		e := next(t, r, left)
+		if e.Kind == k && !e.At.Before(since) {
+			return e
+		}
+	}
+}
+
 // memUp starts runners over a fresh in-memory pair (inside the caller's
 // bubble) and waits for both Up events; the links close at the end of the test.
 func memUp(t *testing.T, seed uint64, tweak func(*RunnerConfig)) (la *l2transport.MemLink, a, b *Runner) {
