@@ -12,26 +12,36 @@ import (
 // guessable offline from a capture.
 const MinKeyLen = 16
 
-// Keyring is an immutable set of HMAC keys, indexed by key ID, with one of them
-// chosen for signing. Keys rotate without downtime by giving each Codec a new
-// Keyring: add the new key on both peers, switch the send key, then drop the old one.
+// Keyring is an immutable set of keys, indexed by key ID, with one of them
+// chosen for signing, and a mode: HMAC (NewKeyring: frames signed, payload in the
+// clear) or AEAD (NewAEADKeyring: payload encrypted too). Keys rotate without
+// downtime by giving each Codec a new Keyring: add the new key on both peers,
+// switch the send key, then drop the old one. A key may be bound to the node ID
+// that alone signs with it (BindNode).
 type Keyring struct {
+	mode   Mode
 	sendID uint32
 	keys   []key // sorted by ID; rings are small, so a scan beats a map
 }
 
 type key struct {
 	id     uint32
-	secret []byte
+	secret []byte // the HMAC key, or in ModeAEAD the AES-256 key derived from the secret
+	node   uint64 // with bound, the only node ID whose frames this key may sign
+	bound  bool
 }
 
-// NewKeyring returns a key ring holding keys and signing with sendKeyID, which must
-// be one of them.
-func NewKeyring(sendKeyID uint32, keys map[uint32][]byte) (*Keyring, error) {
+// NewKeyring returns an HMAC key ring holding keys and signing with sendKeyID,
+// which must be one of them.
+func NewKeyring(sendKeyID uint32, keys map[uint32][]byte, opts ...KeyringOption) (*Keyring, error) {
+	return newKeyring(ModeHMAC, sendKeyID, keys, opts)
+}
+
+func newKeyring(mode Mode, sendKeyID uint32, keys map[uint32][]byte, opts []KeyringOption) (*Keyring, error) {
 	if len(keys) == 0 {
 		return nil, fmt.Errorf("frame: key ring: no keys")
 	}
-	kr := &Keyring{sendID: sendKeyID}
+	kr := &Keyring{mode: mode, sendID: sendKeyID}
 	for id, secret := range keys {
 		if len(secret) < MinKeyLen {
 			return nil, fmt.Errorf("frame: key ring: key %d is %d bytes, want at least %d", id, len(secret), MinKeyLen)
@@ -41,6 +51,16 @@ func NewKeyring(sendKeyID uint32, keys map[uint32][]byte) (*Keyring, error) {
 	slices.SortFunc(kr.keys, func(a, b key) int { return int(int64(a.id) - int64(b.id)) })
 	if _, ok := kr.find(sendKeyID); !ok {
 		return nil, fmt.Errorf("frame: key ring: send key %d is not in the ring", sendKeyID)
+	}
+	for _, o := range opts {
+		if err := o(kr); err != nil {
+			return nil, err
+		}
+	}
+	if mode == ModeAEAD {
+		if err := kr.deriveAEADKeys(); err != nil {
+			return nil, err
+		}
 	}
 	return kr, nil
 }
@@ -78,7 +98,7 @@ type macs struct {
 func (m *macs) reset(kr *Keyring) {
 	m.ring = kr
 	m.h = m.h[:0]
-	if kr == nil {
+	if kr == nil || kr.mode != ModeHMAC {
 		return
 	}
 	for _, k := range kr.keys {

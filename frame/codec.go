@@ -14,27 +14,33 @@ var castagnoli = crc32.MakeTable(crc32.Castagnoli)
 // for concurrent use: give each goroutine its own (they may share a Keyring).
 type Codec struct {
 	macs macs
+	aead aeadState
 }
 
 // NewCodec returns a codec that signs with kr's send key and accepts only frames
 // signed by a key in kr. A nil kr gives a codec without authentication.
 func NewCodec(kr *Keyring) *Codec {
 	c := &Codec{}
-	c.macs.reset(kr)
+	c.SetKeyring(kr)
 	return c
 }
 
-// SetKeyring replaces the key ring, for rotation. It allocates new HMAC states, so
-// call it when keys change, not per frame.
-func (c *Codec) SetKeyring(kr *Keyring) { c.macs.reset(kr) }
+// SetKeyring replaces the key ring, for rotation. It allocates new HMAC or AES-GCM
+// states (and, in ModeAEAD, draws a new nonce prefix), so call it when keys
+// change, not per frame.
+func (c *Codec) SetKeyring(kr *Keyring) {
+	c.macs.reset(kr)
+	c.aead.reset(kr)
+}
 
 // Keyring returns the codec's key ring, nil when it does not authenticate.
 func (c *Codec) Keyring() *Keyring { return c.macs.ring }
 
 // Append appends the PDU for h and payload to dst and returns the extended buffer.
-// It writes the current Version whatever h.Version holds, and sets FlagAuth and the
-// key ID from the codec's key ring. If dst has room for Len(h.NumSACK,
-// len(payload), auth) more bytes, Append does not allocate.
+// It writes the current Version whatever h.Version holds, and sets FlagAuth,
+// FlagAEAD and the key ID from the codec's key ring. In ModeAEAD the payload is
+// encrypted in dst (payload itself is not written to). If dst has room for
+// Keyring().Len(h.NumSACK, len(payload)) more bytes, Append does not allocate.
 func (c *Codec) Append(dst []byte, h *Header, payload []byte) ([]byte, error) {
 	if len(payload) > MaxPayload {
 		return dst, ErrPayloadTooLarge
@@ -51,13 +57,16 @@ func (c *Codec) Append(dst []byte, h *Header, payload []byte) ([]byte, error) {
 		}
 	}
 	kr := c.macs.ring
-	flags := h.Flags &^ FlagAuth
+	flags := h.Flags &^ (FlagAuth | FlagAEAD)
 	if kr != nil {
 		flags |= FlagAuth
+		if kr.mode == ModeAEAD {
+			flags |= FlagAEAD
+		}
 	}
 
 	start := len(dst)
-	dst = slices.Grow(dst, Len(h.NumSACK, len(payload), kr != nil))
+	dst = slices.Grow(dst, kr.Len(h.NumSACK, len(payload)))
 	dst = dst[:start+HeaderLen+h.NumSACK*SACKBlockLen]
 	p := dst[start:]
 	p[offVersion] = Version
@@ -78,7 +87,9 @@ func (c *Codec) Append(dst []byte, h *Header, payload []byte) ([]byte, error) {
 		binary.BigEndian.PutUint32(p[o+4:], uint32(b.End-h.Ack))
 	}
 	dst = append(dst, payload...)
-	if kr != nil {
+	if kr != nil && kr.mode == ModeAEAD {
+		dst = c.seal(dst, start, start+HeaderLen+h.NumSACK*SACKBlockLen)
+	} else if kr != nil {
 		dst = binary.BigEndian.AppendUint32(dst, kr.sendID)
 		i, _ := kr.find(kr.sendID)
 		dst = append(dst, c.macs.mac(i, dst[start:])...)
@@ -88,8 +99,21 @@ func (c *Codec) Append(dst []byte, h *Header, payload []byte) ([]byte, error) {
 
 // Decode parses the PDU at the start of pdu into h and returns the payload, a
 // sub-slice of pdu. Bytes after the CRC (Ethernet padding) are ignored. On error h
-// is left partly filled and the error is one of the Error values.
+// is left partly filled and the error is one of the Error values. In ModeAEAD the
+// payload is decrypted in place: pdu no longer holds the frame as received (on an
+// authentication failure its payload bytes are zeroed); Verify leaves it intact.
 func (c *Codec) Decode(pdu []byte, h *Header) (payload []byte, err error) {
+	return c.decode(pdu, h, opDecode)
+}
+
+// What decode does with an authenticated frame's payload.
+const (
+	opDecode  = iota // verify; decrypt in place
+	opVerify         // verify; decrypt into scratch space, pdu untouched
+	opInspect        // no key ring: also accept an encrypted frame, payload encrypted
+)
+
+func (c *Codec) decode(pdu []byte, h *Header, op int) (payload []byte, err error) {
 	if len(pdu) < MinLen {
 		return nil, ErrShort
 	}
@@ -104,7 +128,14 @@ func (c *Codec) Decode(pdu []byte, h *Header) (payload []byte, err error) {
 	hdrLen := HeaderLen + numSACK*SACKBlockLen
 	payloadLen := int(binary.BigEndian.Uint16(pdu[offPayloadLen:]))
 	auth := flags&FlagAuth != 0
-	total := Len(numSACK, payloadLen, auth)
+	aead := flags&FlagAEAD != 0
+	total := Len(numSACK, payloadLen, false)
+	switch {
+	case auth && aead:
+		total += AEADTrailerLen
+	case auth:
+		total += AuthTrailerLen
+	}
 	if total > len(pdu) {
 		return nil, ErrLength
 	}
@@ -140,23 +171,45 @@ func (c *Codec) Decode(pdu []byte, h *Header) (payload []byte, err error) {
 	payload = pdu[hdrLen : hdrLen+payloadLen : hdrLen+payloadLen]
 
 	h.KeyID = 0
-	if auth {
+	switch {
+	case aead && !auth:
+		return nil, ErrAuthMode
+	case aead:
+		h.KeyID = binary.BigEndian.Uint32(body[len(body)-KeyIDLen-NonceLen:])
+	case auth:
 		h.KeyID = binary.BigEndian.Uint32(body[len(body)-AuthTrailerLen:])
 	}
 	kr := c.macs.ring
 	if kr == nil {
+		if aead && op != opInspect {
+			return nil, ErrAuthMode // ciphertext is not a payload
+		}
 		return payload, nil
 	}
 	if !auth {
 		return nil, ErrAuthMissing
 	}
+	if aead != (kr.mode == ModeAEAD) {
+		return nil, ErrAuthMode
+	}
 	i, ok := kr.find(h.KeyID)
 	if !ok {
 		return nil, ErrUnknownKey
 	}
-	signed := body[:len(body)-MACLen]
-	if !hmac.Equal(c.macs.mac(i, signed), body[len(body)-MACLen:]) {
-		return nil, ErrAuthBad
+	if aead {
+		if err := c.open(i, body, hdrLen, payloadLen, op == opDecode); err != nil {
+			return nil, err
+		}
+	} else {
+		signed := body[:len(body)-MACLen]
+		if !hmac.Equal(c.macs.mac(i, signed), body[len(body)-MACLen:]) {
+			return nil, ErrAuthBad
+		}
+	}
+	// Checked once the frame verifies: ErrKeyNode then says that a holder of
+	// this key, not a forger, claimed another node's ID.
+	if k := &kr.keys[i]; k.bound && k.node != h.NodeID {
+		return nil, ErrKeyNode
 	}
 	return payload, nil
 }

@@ -23,7 +23,7 @@ const (
 	CRCLen         = 4                  // CRC32C trailer
 	KeyIDLen       = 4                  // key ID in the auth trailer
 	MACLen         = 16                 // HMAC-SHA256 truncated to 128 bits
-	AuthTrailerLen = KeyIDLen + MACLen  // whole auth trailer
+	AuthTrailerLen = KeyIDLen + MACLen  // whole auth trailer (HMAC)
 	MinLen         = HeaderLen + CRCLen // smallest valid PDU
 	MaxPayload     = 1<<16 - 1          // the payload length field is 16 bits
 )
@@ -95,6 +95,10 @@ const (
 	// FlagBatch marks a payload holding several whole messages, each prefixed by its
 	// 16-bit length, so that small messages do not cost a frame each.
 	FlagBatch Flags = 1 << 5
+	// FlagAEAD, always with FlagAuth, marks an encrypted frame: the payload is
+	// AES-256-GCM ciphertext and the auth trailer is the AEAD one (tag, key ID,
+	// nonce) instead of the HMAC one. See docs/WIRE.md.
+	FlagAEAD Flags = 1 << 6
 )
 
 var flagNames = [...]struct {
@@ -107,6 +111,7 @@ var flagNames = [...]struct {
 	{FlagAckRequest, "AckRequest"},
 	{FlagRetransmit, "Retransmit"},
 	{FlagBatch, "Batch"},
+	{FlagAEAD, "AEAD"},
 }
 
 func (f Flags) String() string {
@@ -157,7 +162,9 @@ type Header struct {
 }
 
 // Len is the encoded length of a PDU with this header's SACK count, a payload of
-// payloadLen bytes and, if auth is set, an authentication trailer.
+// payloadLen bytes and, if auth is set, an HMAC authentication trailer. For a
+// length that follows a key ring's mode (an AEAD trailer is longer) use
+// Keyring.Len.
 func Len(numSACK, payloadLen int, auth bool) int {
 	n := HeaderLen + numSACK*SACKBlockLen + payloadLen + CRCLen
 	if auth {
@@ -183,6 +190,13 @@ const (
 	ErrAuthBad                          // the HMAC does not match: forged or wrong key
 	ErrPayloadTooLarge                  // payload longer than MaxPayload (encode only)
 	ErrNotEthernet                      // not an Ethernet II frame (ParseEthernet only)
+	// ErrAuthMode: the frame is authenticated in the other mode than the key
+	// ring's (an HMAC frame at an AEAD ring or the reverse), encrypted while the
+	// codec has no key ring to read it, or FlagAEAD is set without FlagAuth.
+	ErrAuthMode
+	// ErrKeyNode: the frame verifies, but its key is bound to another node ID
+	// than the header's (Keyring BindNode): a key holder speaking as another node.
+	ErrKeyNode
 	numErrors
 )
 
@@ -198,9 +212,22 @@ var errorText = [...]string{
 	ErrBadSACK:         "malformed swha SACK blocks",
 	ErrAuthMissing:     "swha frame not authenticated but a key ring is configured",
 	ErrUnknownKey:      "swha frame signed with a key ID not in the key ring",
-	ErrAuthBad:         "swha frame HMAC mismatch",
+	ErrAuthBad:         "swha frame HMAC or AEAD tag mismatch",
 	ErrPayloadTooLarge: "swha payload longer than 65535 bytes",
 	ErrNotEthernet:     "not an Ethernet II frame",
+	ErrAuthMode:        "swha frame authentication mode (HMAC or AEAD) differs from the key ring's",
+	ErrKeyNode:         "swha frame signed with a key bound to another node ID",
+}
+
+// Auth reports whether e is an authentication failure (a frame that is well
+// formed but unsigned, signed with an unknown or another node's key, forged, or
+// in the other mode), as opposed to corruption or a malformed frame.
+func (e Error) Auth() bool {
+	switch e {
+	case ErrAuthMissing, ErrUnknownKey, ErrAuthBad, ErrAuthMode, ErrKeyNode:
+		return true
+	}
+	return false
 }
 
 func (e Error) Error() string {

@@ -29,12 +29,27 @@ func FuzzDecode(f *testing.F) {
 	if err != nil {
 		f.Fatal(err)
 	}
-	plain, signed := frame.NewCodec(nil), frame.NewCodec(ring)
+	aeadRing, err := frame.NewAEADKeyring(1, map[uint32][]byte{1: keyA})
+	if err != nil {
+		f.Fatal(err)
+	}
+	plain, signed, sealed := frame.NewCodec(nil), frame.NewCodec(ring), frame.NewCodec(aeadRing)
 	seedPDUs(f, plain)
 	seedPDUs(f, signed)
+	seedPDUs(f, sealed)
 	f.Add([]byte{})
 	f.Add([]byte{1, 3, 0, 0, 5})
 	f.Fuzz(func(t *testing.T, b []byte) {
+		// An encrypted frame decodes in place; the other codecs see it as it came.
+		var h frame.Header
+		if payload, err := sealed.Decode(bytes.Clone(b), &h); err != nil {
+			var fe frame.Error
+			if !errors.As(err, &fe) || payload != nil {
+				t.Fatalf("AEAD Decode error %v (%T) with payload %v", err, err, payload)
+			}
+		} else if h.Flags&(frame.FlagAuth|frame.FlagAEAD) != frame.FlagAuth|frame.FlagAEAD {
+			t.Fatalf("AEAD codec accepted flags %v", h.Flags)
+		}
 		for _, c := range []*frame.Codec{plain, signed} {
 			var h frame.Header
 			payload, err := c.Decode(b, &h)
@@ -108,11 +123,83 @@ func FuzzRoundTrip(f *testing.F) {
 		}
 		want := h
 		want.Version = frame.Version
-		want.Flags &^= frame.FlagAuth
+		want.Flags &^= frame.FlagAuth | frame.FlagAEAD
 		if auth {
 			want.Flags |= frame.FlagAuth
 			want.KeyID = 5
 		}
+		if out != want || !bytes.Equal(got, payload) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", out, want)
+		}
+	})
+}
+
+// FuzzAEAD round-trips fuzzed headers and payloads through an AEAD codec, then
+// flips one byte of the frame (header, payload or trailer) and fixes the CRC as
+// a forger would: the tampered frame must never decode, nor a frame from a
+// codec with another key or the other mode.
+func FuzzAEAD(f *testing.F) {
+	f.Add(uint8(3), uint16(6), uint64(1), uint64(100), uint64(90), uint8(2), []byte("route 10.0.0.0/8"), uint16(0), uint8(0))
+	f.Add(uint8(4), uint16(4), uint64(2), uint64(5), uint64(5), uint8(0), []byte{}, uint16(3), uint8(0x80))
+	f.Add(uint8(5), uint16(0xffff), ^uint64(0), ^uint64(0), uint64(7), uint8(4), bytes.Repeat([]byte{0xa5}, 1400), uint16(60), uint8(1))
+	f.Add(uint8(3), uint16(0x22), uint64(0xa), uint64(1<<40), uint64(1<<40-9), uint8(1), []byte("x"), uint16(1000), uint8(0xff))
+	ring, err := frame.NewAEADKeyring(5, map[uint32][]byte{5: keyA, 6: keyA})
+	if err != nil {
+		f.Fatal(err)
+	}
+	other, err := frame.NewAEADKeyring(5, map[uint32][]byte{5: keyB})
+	if err != nil {
+		f.Fatal(err)
+	}
+	hmacRing, err := frame.NewKeyring(5, map[uint32][]byte{5: keyA})
+	if err != nil {
+		f.Fatal(err)
+	}
+	tx, rx := frame.NewCodec(ring), frame.NewCodec(ring)
+	wrongKey, wrongMode := frame.NewCodec(other), frame.NewCodec(hmacRing)
+	f.Fuzz(func(t *testing.T, typ uint8, flags uint16, node, seq, ack uint64, nsack uint8, payload []byte, at uint16, flip uint8) {
+		h := frame.Header{Type: frame.Type(typ%7 + 1), Flags: frame.Flags(flags), NodeID: node, Seq: seq, Ack: ack,
+			NumSACK: int(nsack % (frame.MaxSACK + 1))}
+		if ack > ^uint64(0)-1<<20 {
+			h.NumSACK = 0
+		}
+		for i := range h.NumSACK {
+			h.SACK[i] = frame.SACKBlock{Start: ack + uint64(10*i+1), End: ack + uint64(10*i+5)}
+		}
+		pdu, err := tx.Append(nil, &h, payload)
+		if len(payload) > frame.MaxPayload {
+			if !errors.Is(err, frame.ErrPayloadTooLarge) {
+				t.Fatalf("oversize payload: %v", err)
+			}
+			return
+		}
+		if err != nil {
+			t.Fatalf("Append(%+v): %v", h, err)
+		}
+		if len(pdu) != ring.Len(h.NumSACK, len(payload)) {
+			t.Fatalf("length %d, want %d", len(pdu), ring.Len(h.NumSACK, len(payload)))
+		}
+		var out frame.Header
+		for name, c := range map[string]*frame.Codec{"wrong key": wrongKey, "hmac ring": wrongMode} {
+			if _, err := c.Decode(bytes.Clone(pdu), &out); err == nil {
+				t.Fatalf("%s decoded an AEAD frame", name)
+			}
+		}
+		if flip != 0 {
+			bad := bytes.Clone(pdu)
+			bad[int(at)%(len(bad)-frame.CRCLen)] ^= flip
+			if got, err := rx.Decode(reseal(bad), &out); err == nil {
+				t.Fatalf("byte %d ^%#x: tampered frame decoded (%q)", int(at)%(len(bad)-frame.CRCLen), flip, got)
+			}
+		}
+		got, err := rx.Decode(pdu, &out)
+		if err != nil {
+			t.Fatalf("Decode: %v", err)
+		}
+		want := h
+		want.Version = frame.Version
+		want.Flags |= frame.FlagAuth | frame.FlagAEAD
+		want.KeyID = 5
 		if out != want || !bytes.Equal(got, payload) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", out, want)
 		}

@@ -249,7 +249,7 @@ func NewSession(cfg SessionConfig) (*Session, error) {
 		return nil, err
 	}
 	s := &Session{cfg: c, codec: frame.NewCodec(c.Keyring)}
-	s.payloadMax = c.MaxPDU - frame.Len(frame.MaxSACK, 0, c.Keyring != nil)
+	s.payloadMax = c.MaxPDU - c.Keyring.Len(frame.MaxSACK, 0)
 	if s.payloadMax > frame.MaxPayload {
 		s.payloadMax = frame.MaxPayload
 	}

@@ -34,7 +34,9 @@ type SessionConfig struct {
 
 	// MaxPDU is the largest PDU the link carries (Link.MaxPDU).
 	MaxPDU int
-	// Keyring, if set, signs every frame and refuses unsigned or forged ones.
+	// Keyring, if set, signs every frame and refuses unsigned or forged ones;
+	// an AEAD ring (frame.NewAEADKeyring) also encrypts every payload. Its send
+	// key must not be bound to another node than LocalNodeID.
 	Keyring *frame.Keyring
 
 	// MaxMessage bounds one message (default 64 MiB, at most 4 GiB-1 because the
@@ -131,10 +133,14 @@ func (c *SessionConfig) withDefaults() (SessionConfig, error) {
 	if cfg.Epoch == 0 {
 		return cfg, errors.New("l2transport: session: Epoch must be non-zero")
 	}
-	auth := cfg.Keyring != nil
+	if cfg.Keyring != nil {
+		if err := cfg.Keyring.CheckSender(cfg.LocalNodeID); err != nil {
+			return cfg, fmt.Errorf("l2transport: session: %w", err)
+		}
+	}
 	// A data frame must hold the header, four SACK blocks, the trailers and at
 	// least a little payload, or fragmentation makes no progress.
-	minPDU := frame.Len(frame.MaxSACK, 64, auth)
+	minPDU := cfg.Keyring.Len(frame.MaxSACK, 64)
 	if cfg.MaxPDU < minPDU {
 		return cfg, fmt.Errorf("l2transport: session: MaxPDU %d is below the minimum %d", cfg.MaxPDU, minPDU)
 	}

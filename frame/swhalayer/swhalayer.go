@@ -51,13 +51,15 @@ func RegisterEtherType(etherType uint16) {
 }
 
 // SWHA is one decoded swha PDU. Contents is the PDU through the CRC (Ethernet
-// padding excluded) and Payload the message bytes. The HMAC is not verified: a
-// capture tool does not hold the keys.
+// padding excluded) and Payload the message bytes, still encrypted in a frame
+// with FlagAEAD. The HMAC or AEAD tag is not verified: a capture tool does not
+// hold the keys.
 type SWHA struct {
 	layers.BaseLayer
 	frame.Header
-	MAC []byte // truncated HMAC, when FlagAuth is set
-	CRC uint32
+	MAC   []byte // truncated HMAC when FlagAuth is set, the AES-GCM tag with FlagAEAD too
+	Nonce []byte // the AES-GCM nonce, with FlagAEAD
+	CRC   uint32
 }
 
 // LayerType implements gopacket.Layer.
@@ -71,8 +73,7 @@ func (s *SWHA) NextLayerType() gopacket.LayerType { return gopacket.LayerTypePay
 
 // DecodeFromBytes implements gopacket.DecodingLayer.
 func (s *SWHA) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
-	var c frame.Codec // no key ring: verify the CRC, report the key ID
-	payload, err := c.Decode(data, &s.Header)
+	payload, err := frame.Inspect(data, &s.Header) // no key ring: verify the CRC, report the key ID
 	if err != nil {
 		if err == frame.ErrShort || err == frame.ErrLength {
 			df.SetTruncated()
@@ -80,11 +81,19 @@ func (s *SWHA) DecodeFromBytes(data []byte, df gopacket.DecodeFeedback) error {
 		return fmt.Errorf("swha: %w", err)
 	}
 	n := frame.Len(s.NumSACK, len(payload), s.Flags&frame.FlagAuth != 0)
+	aead := s.Flags&frame.FlagAEAD != 0
+	if aead {
+		n += frame.AEADTrailerLen - frame.AuthTrailerLen
+	}
 	s.Contents = data[:n]
 	s.Payload = payload
 	s.CRC = binary.BigEndian.Uint32(data[n-frame.CRCLen:])
-	s.MAC = nil
-	if s.Flags&frame.FlagAuth != 0 {
+	s.MAC, s.Nonce = nil, nil
+	switch {
+	case aead:
+		t := data[n-frame.CRCLen-frame.AEADTrailerLen : n-frame.CRCLen]
+		s.MAC, s.Nonce = t[:frame.TagLen], t[frame.TagLen+frame.KeyIDLen:]
+	case s.Flags&frame.FlagAuth != 0:
 		s.MAC = data[n-frame.CRCLen-frame.MACLen : n-frame.CRCLen]
 	}
 	return nil
