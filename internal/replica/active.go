@@ -202,7 +202,11 @@ func (a *Active) Ack(m wire.Ack) {
 		return
 	}
 	a.lastAck = m
-	if m.Snap != a.snapTxn || m.Seq <= a.acked {
+	// An ack counts only against a base of ours the standby holds: a
+	// snapshot or resume of this stream. With none yet (snapTxn 0) an
+	// ack's seq is the standby's own count — a demoted active's, say — and
+	// counting it would acknowledge commits it never received.
+	if a.snapTxn == 0 || m.Snap != a.snapTxn || m.Seq <= a.acked {
 		return
 	}
 	a.acked = m.Seq

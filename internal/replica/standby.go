@@ -152,7 +152,10 @@ func (s *Standby) Ready(snap, applied uint64) Output {
 	if s.needSnap {
 		a = wire.Ack{Flags: wire.AckNeedSnapshot}
 	}
-	if a != s.sent {
+	// With no snapshot of the active's (snap 0) the applied seq counts
+	// nothing of the active's stream: a demoted active awaiting the
+	// winner's snapshot still holds its own commits. Nothing to ack.
+	if a != s.sent && (snap != 0 || s.needSnap) {
 		o.Ack = &a
 	}
 	return o
