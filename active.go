@@ -102,6 +102,11 @@ func (n *Node) activeWork() time.Time {
 	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
+	if n.act == nil {
+		// Demoted while the work above ran without the lock (a failover
+		// under flapping did this: a nil dereference here).
+		return time.Time{}
+	}
 	return n.act.NextDeadline()
 }
 
