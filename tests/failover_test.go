@@ -326,13 +326,6 @@ func (c *haCluster) waitAnyChange(deadline time.Time) {
 	}
 }
 
-func (c *haCluster) other(n *haNode) *haNode {
-	if c.nodes[0] == n {
-		return c.nodes[1]
-	}
-	return c.nodes[0]
-}
-
 func (n *haNode) cur() *haRun {
 	if len(n.runs) == 0 {
 		return nil
@@ -435,15 +428,6 @@ func (r *haRun) killAndReap() time.Time {
 }
 
 // quit asks the run to quit and waits for it.
-func (r *haRun) quit() {
-	r.send("quit")
-	select {
-	case <-r.exited:
-	case <-time.After(waitLong):
-		r.node.c.tb.Fatalf("%s: did not quit in %v", r.node.label, waitLong)
-	}
-}
-
 // await waits until a line from index from on matches pred and returns it
 // with its index; desc names it for the failure.
 func (r *haRun) await(from int, desc string, pred func(*haLine) bool) (*haLine, int) {
