@@ -9,6 +9,7 @@ import (
 	"encoding/binary"
 	"fmt"
 	"strconv"
+	"unsafe"
 )
 
 // Sizes of the AEAD trailer (FlagAEAD), in bytes.
@@ -204,22 +205,38 @@ func (a *aeadState) draw(c *Codec) {
 	a.self = c
 }
 
-// seal encrypts the payload of the PDU being built in dst (header and SACK
-// blocks at dst[start:hdrEnd], the plaintext payload from hdrEnd to the end)
-// in place and appends the AEAD trailer. dst has room for it.
-func (c *Codec) seal(dst []byte, start, hdrEnd int) []byte {
+// seal appends payload, encrypted, and the AEAD trailer to the PDU being built
+// in dst, whose header and SACK blocks are dst[start:]. dst has room for them.
+func (c *Codec) seal(dst []byte, start int, payload []byte) []byte {
 	kr := c.macs.ring
 	i, _ := kr.find(kr.sendID)
-	end := len(dst)
+	hdrEnd := len(dst)
+	end := hdrEnd + len(payload)
 	dst = dst[:end+AEADTrailerLen]
 	t := dst[end:]
 	binary.BigEndian.PutUint32(t[TagLen:], kr.sendID)
 	nonce := t[TagLen+KeyIDLen:]
 	c.aead.nonce(c, nonce)
-	// Seal writes the ciphertext over the plaintext and the tag right after it,
-	// at the start of the trailer; the header is the additional data.
-	c.aead.aeads[i].Seal(dst[hdrEnd:hdrEnd], nonce, dst[hdrEnd:end], dst[start:hdrEnd])
+	// Seal writes the ciphertext where the payload goes and the tag right
+	// after it, at the start of the trailer; the header is the additional
+	// data. It reads payload where it is, saving a copy, unless payload lies
+	// in the space it writes (then it encrypts a copy in place).
+	out := dst[hdrEnd : end+TagLen]
+	if overlap(out, payload) {
+		copy(dst[hdrEnd:end], payload)
+		payload = dst[hdrEnd:end]
+	}
+	c.aead.aeads[i].Seal(out[:0], nonce, payload, dst[start:hdrEnd])
 	return dst
+}
+
+// overlap reports whether a and b share memory.
+func overlap(a, b []byte) bool {
+	if len(a) == 0 || len(b) == 0 {
+		return false
+	}
+	pa, pb := uintptr(unsafe.Pointer(unsafe.SliceData(a))), uintptr(unsafe.Pointer(unsafe.SliceData(b)))
+	return pa < pb+uintptr(len(b)) && pb < pa+uintptr(len(a))
 }
 
 // open authenticates and decrypts the AEAD frame body (header through AEAD

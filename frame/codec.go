@@ -86,10 +86,12 @@ func (c *Codec) Append(dst []byte, h *Header, payload []byte) ([]byte, error) {
 		binary.BigEndian.PutUint32(p[o:], uint32(b.Start-h.Ack))
 		binary.BigEndian.PutUint32(p[o+4:], uint32(b.End-h.Ack))
 	}
-	dst = append(dst, payload...)
 	if kr != nil && kr.mode == ModeAEAD {
-		dst = c.seal(dst, start, start+HeaderLen+h.NumSACK*SACKBlockLen)
-	} else if kr != nil {
+		dst = c.seal(dst, start, payload)
+	} else {
+		dst = append(dst, payload...)
+	}
+	if kr != nil && kr.mode == ModeHMAC {
 		dst = binary.BigEndian.AppendUint32(dst, kr.sendID)
 		i, _ := kr.find(kr.sendID)
 		dst = append(dst, c.macs.mac(i, dst[start:])...)

@@ -274,10 +274,16 @@ func TestAppendKeepsPrefix(t *testing.T) {
 }
 
 func TestKeyRotation(t *testing.T) {
-	old := mustKeyring(t, 1, map[uint32][]byte{1: keyA})
-	both := mustKeyring(t, 1, map[uint32][]byte{1: keyA, 2: keyB})
-	bothNew := mustKeyring(t, 2, map[uint32][]byte{1: keyA, 2: keyB})
-	onlyNew := mustKeyring(t, 2, map[uint32][]byte{2: keyB})
+	for _, mode := range []frame.Mode{frame.ModeHMAC, frame.ModeAEAD} {
+		t.Run(mode.String(), func(t *testing.T) { testKeyRotation(t, mode) })
+	}
+}
+
+func testKeyRotation(t *testing.T, mode frame.Mode) {
+	old := mustRing(t, mode, 1, map[uint32][]byte{1: keyA})
+	both := mustRing(t, mode, 1, map[uint32][]byte{1: keyA, 2: keyB})
+	bothNew := mustRing(t, mode, 2, map[uint32][]byte{1: keyA, 2: keyB})
+	onlyNew := mustRing(t, mode, 2, map[uint32][]byte{2: keyB})
 
 	a, b := frame.NewCodec(old), frame.NewCodec(old)
 	send := func(from, to *frame.Codec) error {

@@ -79,6 +79,22 @@ func FuzzDecode(f *testing.F) {
 	})
 }
 
+// appendFuzzed encodes a fuzzed frame; false if the payload is too long, which
+// Append must refuse.
+func appendFuzzed(t *testing.T, c *frame.Codec, h *frame.Header, payload []byte) ([]byte, bool) {
+	pdu, err := c.Append(nil, h, payload)
+	if len(payload) > frame.MaxPayload {
+		if !errors.Is(err, frame.ErrPayloadTooLarge) {
+			t.Fatalf("oversize payload: %v", err)
+		}
+		return nil, false
+	}
+	if err != nil {
+		t.Fatalf("Append(%+v): %v", *h, err)
+	}
+	return pdu, true
+}
+
 // FuzzRoundTrip builds headers from fuzzed fields and checks Append/Decode agree.
 func FuzzRoundTrip(f *testing.F) {
 	f.Add(uint8(3), uint16(6), uint64(1), uint32(2), uint32(0), uint64(100), uint64(90), uint64(5), uint8(2), []byte("payload"), false)
@@ -106,15 +122,9 @@ func FuzzRoundTrip(f *testing.F) {
 		if ack > ^uint64(0)-1<<33 {
 			h.NumSACK, h.SACK = 0, [frame.MaxSACK]frame.SACKBlock{} // blocks would overflow the sequence space
 		}
-		pdu, err := c.Append(nil, &h, payload)
-		if len(payload) > frame.MaxPayload {
-			if !errors.Is(err, frame.ErrPayloadTooLarge) {
-				t.Fatalf("oversize payload: %v", err)
-			}
+		pdu, ok := appendFuzzed(t, c, &h, payload)
+		if !ok {
 			return
-		}
-		if err != nil {
-			t.Fatalf("Append(%+v): %v", h, err)
 		}
 		var out frame.Header
 		got, err := c.Decode(pdu, &out)
@@ -166,15 +176,9 @@ func FuzzAEAD(f *testing.F) {
 		for i := range h.NumSACK {
 			h.SACK[i] = frame.SACKBlock{Start: ack + uint64(10*i+1), End: ack + uint64(10*i+5)}
 		}
-		pdu, err := tx.Append(nil, &h, payload)
-		if len(payload) > frame.MaxPayload {
-			if !errors.Is(err, frame.ErrPayloadTooLarge) {
-				t.Fatalf("oversize payload: %v", err)
-			}
+		pdu, ok := appendFuzzed(t, tx, &h, payload)
+		if !ok {
 			return
-		}
-		if err != nil {
-			t.Fatalf("Append(%+v): %v", h, err)
 		}
 		if len(pdu) != ring.Len(h.NumSACK, len(payload)) {
 			t.Fatalf("length %d, want %d", len(pdu), ring.Len(h.NumSACK, len(payload)))
