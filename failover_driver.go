@@ -222,6 +222,12 @@ func (fd *foDriver) onPath(ev heartbeat.Event) {
 	if err := fd.core.PeerAnnounce(ev.Path, a, ev.At); err != nil {
 		fd.log.Debug("failover: announce refused", "path", ev.Path, "err", err)
 	}
+	if a.Handoff {
+		// A switchover waits for this standby to have applied the drained
+		// seq: tell the core now rather than at the next poll, an interval
+		// later, while no node accepts commits.
+		fd.progress()
+	}
 }
 
 // progress tells the core what the node's role-side state is now.
