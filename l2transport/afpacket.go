@@ -611,9 +611,10 @@ func (l *AFPacketLink) accept(h, pdu []byte) bool {
 }
 
 // learnable reports whether pdu may teach the link its peer: it verifies
-// as the session would, from the expected node.
+// as the session would, from the expected node. Verify, not Decode: with an
+// AEAD ring Decode would decrypt the frame in place under the session.
 func (l *AFPacketLink) learnable(pdu []byte) bool {
-	if _, err := l.codec.Decode(pdu, &l.scratch); err != nil {
+	if err := l.codec.Verify(pdu, &l.scratch); err != nil {
 		return false
 	}
 	return l.learnID == 0 || l.scratch.NodeID == l.learnID
