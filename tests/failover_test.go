@@ -547,6 +547,15 @@ func (r *haRun) role() string {
 // hotSince is the time (UnixNano) of the standby-hot event that the run is
 // in, or 0 if it is not a hot standby (no standby-hot since its last role
 // change or standby-cold).
+// when is when the event of l happened (its "at"), or else when it was
+// printed.
+func (l *haLine) when() int64 {
+	if l.At != 0 {
+		return l.At
+	}
+	return l.T
+}
+
 func (r *haRun) hotSince() int64 {
 	r.mu.Lock()
 	defer r.mu.Unlock()
@@ -557,7 +566,10 @@ func (r *haRun) hotSince() int64 {
 		}
 		switch l.Kind {
 		case "standby-hot":
-			return l.T
+			// When the node turned hot, not when the line was printed: the
+			// peer may learn of it (and print that) before this node's
+			// delivery goroutine prints its own event.
+			return l.when()
 		case "standby-cold", "role-changed":
 			return 0
 		}
@@ -1015,15 +1027,28 @@ type switchoverResult struct {
 func (c *haCluster) switchoverTrial() switchoverResult {
 	tb := c.tb
 	tb.Helper()
-	act, sby := c.settled()
-	ar, sr := act.cur(), sby.cur()
-	// The active's failover core learns that the standby is hot from its
-	// announce, a heartbeat after the node's own EventStandbyHot: until then
-	// Switchover says there is no hot standby.
-	hot := sr.hotSince()
-	ar.await(0, "the standby's hot announce on the active", func(l *haLine) bool {
-		return l.Ev == "event" && l.Kind == "failover" && l.Detail == "peer-hot" && l.T > hot
-	})
+	var act, sby *haNode
+	var ar, sr *haRun
+	for attempt := 0; ; attempt++ {
+		act, sby = c.settled()
+		ar, sr = act.cur(), sby.cur()
+		// The active's failover core learns that the standby is hot from
+		// its announce, a heartbeat after the node's own EventStandbyHot:
+		// until then Switchover says there is no hot standby.
+		hot := sr.hotSince()
+		l, _ := ar.await(0, "the standby's hot announce on the active", func(l *haLine) bool {
+			return l.Ev == "event" && l.when() > hot && (l.Kind == "failover" && l.Detail == "peer-hot" || l.Kind == "role-changed")
+		})
+		if l.Kind != "role-changed" {
+			break
+		}
+		// A false failover on a loaded machine (the load test counts
+		// those): not the switchover under test. Settle and start again.
+		if attempt == 5 {
+			tb.Fatalf("roles kept changing before the switchover (%d false failovers)", attempt+1)
+		}
+		tb.Logf("%s changed role to %s before the switchover (a false failover under load): settling again", act.label, l.To)
+	}
 	am, sm := ar.mark(), sr.mark()
 	at := time.Now().UnixNano()
 	ar.send("switchover")
