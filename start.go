@@ -112,6 +112,9 @@ func NewNode(cfg Config) (*Node, error) {
 	n.user = newDeliverer()
 	sc := cfg.Session
 	sc.LocalNodeID, sc.PeerNodeID, sc.Epoch = cfg.NodeID, cfg.PeerNodeID, cfg.Epoch
+	if sc.SendBuffer == 0 {
+		sc.SendBuffer = DefaultSessionSendBuffer
+	}
 	n.conn, err = l2transport.NewConn(link, sc,
 		l2transport.WithHandler(n.onMessage),
 		l2transport.WithEventHandler(n.onEvent),

@@ -88,6 +88,13 @@ const (
 	DefaultWindow = 1024
 	// DefaultReplayBytes is Config.ReplayBytes when zero.
 	DefaultReplayBytes = replica.DefaultReplayBytes
+	// DefaultSessionSendBuffer is the session's send buffer when
+	// Config.Session.SendBuffer is zero: room for the snapshot of a large
+	// store (1 M routes are about 100 MB of records) to be queued at once,
+	// so that the snapshot gives the write path back when it is encoded,
+	// not when the standby has received it, and commits go on meanwhile.
+	// It is only the bound: memory is taken as frames queue.
+	DefaultSessionSendBuffer = 256 << 20
 )
 
 // PeerState is a verdict on the peer.

@@ -398,11 +398,15 @@ func (a *Active) Hot() bool {
 // PeerUp reports whether a session to a standby is up.
 func (a *Active) PeerUp() bool { return a.peerUp }
 
-// WindowFull reports whether an asynchronous commit must wait: a standby is
-// streaming and Window transactions are unacknowledged. Solo, nothing is
-// owed and nothing waits.
+// WindowFull reports whether an asynchronous commit must wait: the standby
+// is hot and Window transactions are unacknowledged. Solo, or while a
+// joining standby is still being sent its snapshot and applies it (it
+// acknowledges nothing until it has, which takes seconds for a large
+// store), nothing is owed and nothing waits: the active keeps committing
+// at its own rate through a bulk sync, and the commits queue behind the
+// snapshot.
 func (a *Active) WindowFull() bool {
-	return a.peerUp && a.streaming && a.committed >= a.acked+a.window
+	return a.Hot() && a.committed >= a.acked+a.window
 }
 
 // Outcome is how a synchronous commit's wait ends.
