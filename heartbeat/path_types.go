@@ -193,9 +193,17 @@ type Stats struct {
 	SmoothedRTT         time.Duration // EWMA, gain 1/8
 }
 
-// BadAuth is the frames refused for authentication: unsigned, unknown key or bad MAC.
+// BadAuth is the frames refused for authentication: unsigned, unknown key,
+// bad MAC or tag, another mode than the ring's, or a key signing for
+// another node (frame.Error.Auth).
 func (s *Stats) BadAuth() uint64 {
-	return s.FrameErrors[frame.ErrAuthMissing] + s.FrameErrors[frame.ErrUnknownKey] + s.FrameErrors[frame.ErrAuthBad]
+	var n uint64
+	for e, c := range s.FrameErrors {
+		if frame.Error(e).Auth() {
+			n += c
+		}
+	}
+	return n
 }
 
 // Ready is what the path asks its driver to do.
