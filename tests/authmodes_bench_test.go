@@ -189,7 +189,10 @@ func TestAuthModesOverAFPacket(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if _, err := lb.WriteBatch([][]byte{forged}); err != nil {
+			// From a link of its own on B's interface: lb is the Conn's, and a
+			// Link has one writer.
+			inj := openAFPacket(t, p.B, l2transport.AFPacketConfig{PeerMAC: p.A.MAC})
+			if _, err := inj.WriteBatch([][]byte{forged}); err != nil {
 				t.Fatal(err)
 			}
 			for a.Stats().DecodeErrors[frame.ErrKeyNode] == 0 {
