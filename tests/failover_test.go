@@ -966,7 +966,11 @@ func (c *haCluster) setLink(ifname string, up bool) {
 // sides, cleared when it is back with the roles unchanged. Both paths down:
 // the standby promotes; healed, the older generation demotes and rejoins.
 func TestFailoverHALinkCut(t *testing.T) {
-	c := newHACluster(t, haOpts{Rate: 1000, Mgmt: true})
+	// Slower timers than the default: what is tested is that a cut HA link
+	// with the secondary up promotes nobody, and at 5 ms × 4 a loaded
+	// machine (CI: the race detector and two busy loops) sometimes fails
+	// the secondary path too, which rightly promotes.
+	c := newHACluster(t, haOpts{Rate: 1000, Mgmt: true, Interval: 20 * time.Millisecond, Multiplier: 5})
 	act, sby := c.start()
 	ha, mgmt := c.pair.A.IfName, c.mgmt.IfName
 
