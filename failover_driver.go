@@ -38,7 +38,9 @@ func newFailover(cfg *Config, log *slog.Logger) (*foDriver, l2transport.Link, ui
 		return nil, nil, 0, err
 	}
 	fd.core, err = failover.New(failover.Config{NodeID: cfg.NodeID, PeerNodeID: cfg.PeerNodeID, Priority: fc.Priority,
-		Paths: pathNames(fc), NegotiateTimeout: fc.NegotiateTimeout, PromoteUnsynced: fc.PromoteUnsynced, Fence: fc.Fence != nil},
+		Paths: pathNames(fc), NegotiateTimeout: fc.NegotiateTimeout, PromoteUnsynced: fc.PromoteUnsynced, Fence: fc.Fence != nil,
+		// No fsync between the peer's death and the first accepted commit.
+		ReserveGeneration: true},
 		p, time.Now())
 	if err != nil {
 		return nil, nil, 0, err

@@ -22,16 +22,20 @@ type Core struct {
 	now   time.Time
 	state State
 
-	inc       uint64    // this incarnation
-	durable   Persisted // the last Persist known to be written
-	inflight  *Persisted
-	retryAt   time.Time // no Persist before this (one failed)
-	seenMax   uint64    // the highest generation heard in any announce
-	gen       uint64    // the term's generation
-	accepting bool
-	seq       uint64
-	hot       bool // the Node's last SyncProgress, standby states only
-	deferring bool // Negotiating without complete state
+	inc      uint64    // this incarnation
+	durable  Persisted // the last Persist known to be written
+	inflight *Persisted
+	// reserved is the generation a hot standby persisted ahead of a
+	// promotion (Config.ReserveGeneration); reserving is the one being
+	// written.
+	reserved, reserving uint64
+	retryAt             time.Time // no Persist before this (one failed)
+	seenMax             uint64    // the highest generation heard in any announce
+	gen                 uint64    // the term's generation
+	accepting           bool
+	seq                 uint64
+	hot                 bool // the Node's last SyncProgress, standby states only
+	deferring           bool // Negotiating without complete state
 
 	paths []PathStatus
 	peer  PeerStatus
@@ -323,6 +327,10 @@ func (c *Core) PersistDone(p Persisted, err error, now time.Time) {
 		return
 	}
 	c.durable = p
+	if p.Generation == c.reserving && c.reserving != 0 {
+		c.reserved = p.Generation
+	}
+	c.reserving = 0
 	if c.state == Init {
 		c.setState(Negotiating)
 		c.negotiateAt = now.Add(c.cfg.NegotiateTimeout)
@@ -512,7 +520,19 @@ func (c *Core) persistLazily() {
 	}
 	if c.inflight == nil && (c.promo.phase == promoNone || c.promo.phase == promoVetoed) && !c.retryAt.After(c.now) && c.maxGen() > c.durable.Generation {
 		c.persist(Persisted{Generation: c.maxGen(), Incarnation: c.inc})
+		return
 	}
+	if c.cfg.ReserveGeneration && c.state == StandbyHot && c.inflight == nil && c.promo.phase == promoNone &&
+		!c.retryAt.After(c.now) && !c.reserveUsable() {
+		c.reserving = c.nextGen()
+		c.persist(Persisted{Generation: c.reserving, Incarnation: c.inc})
+	}
+}
+
+// reserveUsable reports whether the reserved generation may be promoted
+// to: it is what is on disk, and nothing as high has been seen or used.
+func (c *Core) reserveUsable() bool {
+	return c.reserved != 0 && c.durable.Generation == c.reserved && c.seenMax < c.reserved && c.gen < c.reserved
 }
 
 func (c *Core) persist(p Persisted) {
@@ -663,6 +683,12 @@ func (c *Core) promote(r Reason) {
 	}
 	if c.promo.phase == promoFenceOK {
 		c.promo.phase = promoPersist
+	}
+	if c.promo.phase == promoPersist && c.inflight == nil && c.reserveUsable() {
+		// Already on disk: straight on to StopStream and Promote below.
+		c.promo.gen, c.reserved = c.reserved, 0
+		c.promo.phase = promoPersisting
+		c.tm.PersistAt = c.now
 	}
 	switch c.promo.phase {
 	case promoVetoed:

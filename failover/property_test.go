@@ -38,6 +38,7 @@ func runProperty(t *testing.T, seed uint64) {
 		c.Fence = r.IntN(2) == 0
 		c.PromoteUnsynced = r.IntN(4) == 0
 		c.Preempt = r.IntN(4) == 0
+		c.ReserveGeneration = r.IntN(2) == 0
 	}
 	s := newSim(t, a, b)
 	s.rand = r.Uint64

@@ -446,3 +446,45 @@ func TestSwitchover(t *testing.T) {
 	}
 	s.done()
 }
+
+// TestReservedGeneration: with ReserveGeneration a hot standby persists
+// its next generation as soon as it is hot, and the promotion when the
+// active dies needs no Persist: StopStream and Promote to the reserved
+// generation come in the first Ready. A higher generation seen meanwhile
+// makes the reservation useless: a new one goes above it, and that is
+// the one promoted to.
+func TestReservedGeneration(t *testing.T) {
+	cfg := simConfig(2, 1, 100)
+	cfg.Paths = []string{"ha"}
+	cfg.ReserveGeneration = true
+	c, now := hotStandby(t, cfg)
+	reserved := c.Status().Durable.Generation
+	if reserved <= 1 || reserved%2 != 0 {
+		t.Fatalf("a hot standby of node ID 2 reserved generation %d, want an even one above the active's 1", reserved)
+	}
+	c.PathEvent("ha", false, now)
+	var kinds []ActionKind
+	rd := c.Ready()
+	for _, a := range rd.Actions {
+		kinds = append(kinds, a.Kind)
+	}
+	if !slices.Equal(kinds, []ActionKind{ActStopStream, ActPromote}) || rd.Actions[1].Generation != reserved {
+		t.Fatalf("the first Ready after the active's death: %v, want stop-stream, promote generation=%d", rd.Actions, reserved)
+	}
+	c.Advance()
+
+	// A reservation overtaken by a generation the peer announces.
+	c, now = hotStandby(t, cfg)
+	first := c.Status().Durable.Generation
+	c.PeerAnnounce("ha", Announce{NodeID: 1, Incarnation: 1, Generation: first + 1, State: Active, Accepting: true, Priority: 100}, now)
+	answer(t, c, now)
+	again := c.Status().Durable.Generation
+	if again <= first+1 || again%2 != 0 {
+		t.Fatalf("after the active announced %d, the reservation is %d, want an even one above", first+1, again)
+	}
+	c.PathEvent("ha", false, now)
+	acts := answer(t, c, now)
+	if len(acts) != 2 || acts[0].Kind != ActStopStream || acts[1].Kind != ActPromote || acts[1].Generation != again {
+		t.Fatalf("promotion after a renewed reservation: %v, want promote generation=%d", acts, again)
+	}
+}

@@ -91,6 +91,13 @@ type Config struct {
 	// loss) to a hot standby that outranks it by priority and node ID.
 	// Default false: non-preemptive.
 	Preempt bool
+	// ReserveGeneration makes a hot standby persist its next generation
+	// ahead of time, so that a promotion that finds it on disk (nothing as
+	// high seen since) needs no Persist: one fsync less between the peer's
+	// death and the first accepted commit. The reserved generation is of
+	// this node's parity and above everything seen, so nobody else can
+	// take it, and on disk it is never used again after a restart.
+	ReserveGeneration bool
 	// Fence says the driver runs a fencing hook: the core asks for it
 	// (RunFence) before every promotion that does not have the peer's word
 	// (solo start, peer dead), and a veto stops the promotion.
