@@ -95,20 +95,27 @@ func (n *Node) demote(epoch uint32) (discarded uint64, err error) {
 // returns the seq of the last one: the standby takes over once it has
 // applied it.
 func (n *Node) drain() uint64 {
+	// The write path only orders the drain after the commit in flight, if
+	// any: fenced, nothing new commits. Held while waiting, it would keep
+	// from the write path the snapshot or coordinated part that the
+	// standby's acknowledgement may be waiting for (found in review: a
+	// wedge).
 	l, err := n.write.acquire(n.ctx, n.ctx.Done())
 	if err != nil {
 		return 0
 	}
-	defer l.release() // fenced: no Begin gets it
+	l.release()
 	for {
 		n.mu.Lock()
 		if n.act == nil {
 			n.mu.Unlock()
 			return 0
 		}
-		st, ch := n.act.Status(), n.progress
+		st, ch, fenced := n.act.Status(), n.progress, n.fenced
 		n.mu.Unlock()
-		if st.Acked >= st.Committed || !st.PeerUp {
+		if st.Acked >= st.Committed || !st.PeerUp || !fenced {
+			// Drained, no standby to drain to, or the switchover was
+			// called off (ActAccept unfenced the node).
 			return st.Committed
 		}
 		select {

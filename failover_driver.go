@@ -254,10 +254,24 @@ func (fd *foDriver) ready() {
 	for fd.core.HasReady() {
 		rd := fd.core.Ready()
 		var answers []func(time.Time)
+		var demote *failover.Action
 		for _, a := range rd.Actions {
+			if a.Kind == failover.ActDemote {
+				// After this Ready's Persists, which may follow it: the
+				// demotion restarts the session at the new generation's
+				// epoch, which must be on disk first, or a crash in
+				// between would restart the node at an older epoch than
+				// the one its peer has seen (found in review).
+				a := a
+				demote = &a
+				continue
+			}
 			if ans := fd.do(a); ans != nil {
 				answers = append(answers, ans)
 			}
+		}
+		if demote != nil {
+			fd.do(*demote)
 		}
 		for _, ev := range rd.Events {
 			fd.event(ev)
@@ -425,7 +439,13 @@ func (fd *foDriver) event(ev failover.Event) {
 // paths come back, the stream resumes as after session silence: the
 // standby gets a snapshot.
 func (n *Node) heartbeatVerdict(alive bool) {
-	epoch := n.conn.Stats().PeerEpoch
+	ss := n.conn.Stats()
+	epoch := ss.PeerEpoch
+	if alive && !ss.Established {
+		// After a promotion the session restarted: the standby comes back
+		// as a new stream, whose own events decide.
+		return
+	}
 	n.mu.Lock()
 	defer n.mu.Unlock()
 	if n.act == nil || alive && !n.peer.Alive {

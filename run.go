@@ -139,6 +139,8 @@ func (n *Node) restartSession(epoch uint32) error {
 	} else {
 		n.sby.Event(replica.Silent) // asks nothing of the store
 	}
+	// The old stream's verdict says nothing of the new one.
+	n.peer = PeerState{At: time.Now(), Reason: "session restarted"}
 	n.changed()
 	n.mu.Unlock()
 	n.applyMu.Unlock()
@@ -152,5 +154,6 @@ func (n *Node) restartSession(epoch uint32) error {
 // staleStream reports whether a stream of the peer at epoch is one to
 // refuse: the node follows a newer generation. The caller holds mu.
 func (n *Node) staleStream(epoch uint32) bool {
-	return n.fo != nil && generationOf(epoch) < n.followGen
+	// Serial arithmetic on the epoch's 16 generation bits, which wrap.
+	return n.fo != nil && int16(uint16(generationOf(epoch))-uint16(n.followGen)) < 0
 }

@@ -52,6 +52,9 @@ func NewNode(cfg Config) (*Node, error) {
 	fail := func(err error) (*Node, error) {
 		if fo != nil {
 			fo.closePaths(false)
+			if link != cfg.Link {
+				link.Close() // the Demux's rest: with the heartbeats' gone, it closes cfg.Link
+			}
 		}
 		return nil, fmt.Errorf("swha: new node: %w", err)
 	}
@@ -142,7 +145,10 @@ func (n *Node) Close() error {
 	var err error
 	n.once.Do(func() {
 		if n.fo != nil {
-			n.fo.closePaths(true) // first, so that the peer hears this node go
+			// Fenced first: the AdminDown makes a hot standby take over at
+			// once, and nothing may commit here after that.
+			n.fence("closing")
+			n.fo.closePaths(true) // then, so that the peer hears this node go
 		}
 		n.cancel()
 		n.user.stop()

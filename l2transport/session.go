@@ -716,12 +716,19 @@ func (s *Session) onStream(h *frame.Header, payload []byte) {
 			if c := binary.BigEndian.Uint64(payload[ackWndLen:]); c > s.peerAckCtr {
 				s.peerAckCtr, news = c, true
 			}
+		} else {
+			// A peer of the version before the counter (a rolling
+			// upgrade): its acks count as they used to, replays included,
+			// rather than have an idle mixed pair go silent.
+			news = true
 		}
 		if !news {
 			s.drop(DropStaleAck)
 			return
 		}
-		if len(payload) >= ackWndLen {
+		if len(payload) >= ackWndLen && h.Ack >= s.sndUna {
+			// Not from an ack overtaken by a newer one: its window is
+			// older too, and would pull sndLimit below sndUna.
 			s.peerWnd = uint64(binary.BigEndian.Uint32(payload))
 			s.sndLimit = h.Ack + s.peerWnd
 		}
