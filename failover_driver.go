@@ -32,7 +32,7 @@ func newFailover(cfg *Config, log *slog.Logger) (*foDriver, l2transport.Link, ui
 		return nil, nil, 0, fmt.Errorf("failover state dir: %w", err)
 	}
 	fd := &foDriver{cfg: fc, log: log, state: failover.FileStore{Path: filepath.Join(fc.StateDir, stateFile)},
-		results: make(chan func(time.Time), 16), switchc: make(chan chan error)}
+		results: make(chan func(time.Time), 16), switchc: make(chan chan error), aborted: make(chan error, 1)}
 	p, err := fd.state.Load()
 	if err != nil {
 		return nil, nil, 0, err
@@ -416,6 +416,11 @@ func (fd *foDriver) event(ev failover.Event) {
 		kind = EventSplitBrainCleared
 	case failover.EvTwoActives:
 		kind = EventTwoActives
+	case failover.EvSwitchoverAborted:
+		select {
+		case fd.aborted <- fmt.Errorf("swha: switchover: called off: %s", ev.Detail):
+		default:
+		}
 	case failover.EvPeerDead:
 		fd.n.heartbeatVerdict(false)
 	case failover.EvPeerAlive:
@@ -470,6 +475,10 @@ func (n *Node) Switchover(ctx context.Context) error {
 	if n.fo == nil {
 		return fmt.Errorf("swha: switchover: failover is not configured")
 	}
+	select {
+	case <-n.fo.aborted: // an earlier switchover's, nobody waited for it
+	default:
+	}
 	reply := make(chan error, 1)
 	select {
 	case n.fo.switchc <- reply:
@@ -490,6 +499,8 @@ func (n *Node) Switchover(ctx context.Context) error {
 		}
 		select {
 		case <-ch:
+		case err := <-n.fo.aborted:
+			return err
 		case <-ctx.Done():
 			return fmt.Errorf("swha: switchover: waiting to hand over: %w", ctx.Err())
 		case <-n.ctx.Done():

@@ -255,6 +255,7 @@ type foDriver struct {
 
 	results chan func(now time.Time) // answers of off-loop work, applied by run
 	switchc chan chan error          // Switchover requests
+	aborted chan error               // a switchover the core called off, for its waiter
 	status  atomic.Pointer[failover.Status]
 	work    sync.WaitGroup
 }
