@@ -77,6 +77,9 @@ func TestFailoverElectPromoteRejoin(t *testing.T) {
 
 		p.la.SetPartitioned(true)
 		p.eb.await(t, "standby-hot", "peer-down/ha", "role-changed/standby>active")
+		// The status is published once the driver has carried out the
+		// whole Ready, which may be after the role change's event.
+		synctest.Wait()
 		if g := p.b.FailoverStatus().Generation; g <= genA {
 			t.Fatalf("promoted at generation %d, not above the old active's %d", g, genA)
 		}
