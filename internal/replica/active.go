@@ -271,8 +271,11 @@ func (a *Active) Committed(seq uint64, hole bool) (resnap bool) {
 }
 
 // Coordinated records that a coordinated transaction became partial (some
-// parts committed, +1) or complete (-1).
-func (a *Active) Coordinated(delta int) { a.coordPartial += delta }
+// parts committed, +1) or complete (-1). The count never goes below zero: a
+// coordinated transaction begun under an earlier term (before a demotion
+// and a new promotion, with another core) completes under this one, and a
+// negative count would hold back every snapshot for good.
+func (a *Active) Coordinated(delta int) { a.coordPartial = max(0, a.coordPartial+delta) }
 
 // TakeStale returns the objects whose next update must carry every field,
 // for the application's next transaction.

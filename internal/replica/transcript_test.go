@@ -174,7 +174,7 @@ func (e *env) run(t *testing.T, path string, b block) string {
 	case "coord":
 		d, _ := strconv.Atoi(m["delta"])
 		e.a.Coordinated(d)
-		return e.astatus()
+		return fmt.Sprintf("partial=%d\n%s", e.a.CoordinatedPartial(), e.astatus())
 	case "stale":
 		return fmt.Sprint(e.a.TakeStale())
 	case "work":
