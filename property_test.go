@@ -2,7 +2,6 @@ package swha
 
 import (
 	"context"
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"slices"
@@ -13,32 +12,14 @@ import (
 	"time"
 
 	"github.com/swha/swha/l2transport"
+	"github.com/swha/swha/l2transport/linktest"
 	"github.com/swha/swha/objstore"
 )
 
-var (
-	propSeed  = flag.Uint64("swha.seed", 0, "replay the property tests with this seed only")
-	propSeeds = flag.Int("swha.seeds", 1, "how many random seeds the property tests run besides the fixed ones")
-)
-
-// fixedSeeds run on every test run, so that two CI runs test the same
-// thing; the random ones after them explore, and are printed to replay.
-var fixedSeeds = []uint64{1, 2, 0x5eed, 20261202}
-
-// seeds returns the seeds a property test runs: the one given with
-// -swha.seed, or the fixed list plus -swha.seeds random ones (printed).
-func seeds(t *testing.T) []uint64 {
-	if *propSeed != 0 {
-		return []uint64{*propSeed}
-	}
-	s := slices.Clone(fixedSeeds)
-	for range *propSeeds {
-		r := rand.Uint64()
-		t.Logf("random seed %d (replay with -swha.seed=%d)", r, r)
-		s = append(s, r)
-	}
-	return s
-}
+// seeds are the property tests' seeds: the fixed ones on every run, so that
+// two CI runs test the same thing, and random ones, printed to replay
+// (linktest.Seeds: -seed=N replays one, -seeds=N runs N random ones).
+func seeds(t *testing.T) []uint64 { return linktest.Seeds(t, linktest.PropertySeeds...) }
 
 // dump renders a store's objects canonically: sorted by ID, pointers as the
 // ID of their target (found by address among the store's objects), so that
@@ -222,7 +203,7 @@ func TestPropertyReplication(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				defer func() {
 					if t.Failed() {
-						t.Logf("replay with: go test -run 'TestPropertyReplication' -swha.seed=%d", seed)
+						t.Logf("replay with: go test -run 'TestPropertyReplication' -seed=%d", seed)
 					}
 				}()
 				faults := l2transport.Faults{Loss: 0.05, Duplicate: 0.03, Reorder: 0.05, Corrupt: 0.02, Delay: 50 * time.Microsecond, Jitter: 100 * time.Microsecond}
@@ -300,7 +281,7 @@ func TestPropertyStreamCut(t *testing.T) {
 			synctest.Test(t, func(t *testing.T) {
 				defer func() {
 					if t.Failed() {
-						t.Logf("replay with: go test -run 'TestPropertyStreamCut' -swha.seed=%d", seed)
+						t.Logf("replay with: go test -run 'TestPropertyStreamCut' -seed=%d", seed)
 					}
 				}()
 				rng := rand.New(rand.NewPCG(seed, 11))

@@ -71,7 +71,7 @@ func TestSkewReplication(t *testing.T) {
 				synctest.Test(t, func(t *testing.T) {
 					defer func() {
 						if t.Failed() {
-							t.Logf("replay with: go test -run 'TestSkewReplication' -swha.seed=%d", seed)
+							t.Logf("replay with: go test -run 'TestSkewReplication' -seed=%d", seed)
 						}
 					}()
 					faults := l2transport.Faults{Loss: 0.05, Duplicate: 0.03, Reorder: 0.05, Corrupt: 0.02, Delay: 50 * time.Microsecond, Jitter: 100 * time.Microsecond}

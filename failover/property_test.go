@@ -1,14 +1,13 @@
 package failover
 
 import (
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
-)
 
-var seedFlag = flag.Uint64("failover.seed", 0, "the random seed of TestProperty, besides the fixed ones (0: a new one, printed)")
+	"github.com/swha/swha/l2transport/linktest"
+)
 
 // TestProperty runs the two-node simulation under random faults (path
 // cuts, freezes, crashes and restarts, failing writes, fence vetoes,
@@ -20,13 +19,7 @@ var seedFlag = flag.Uint64("failover.seed", 0, "the random seed of TestProperty,
 // newer active stops accepting at once. After the heal, the pair must
 // settle to one active and one hot standby.
 func TestProperty(t *testing.T) {
-	seeds := []uint64{1, 2, 0x5eed, 20261202}
-	extra := *seedFlag
-	if extra == 0 {
-		extra = rand.Uint64()
-	}
-	t.Logf("random seed %d (rerun with -failover.seed=%d)", extra, extra)
-	for _, seed := range append(seeds, extra) {
+	for _, seed := range linktest.Seeds(t, linktest.PropertySeeds...) {
 		t.Run(fmt.Sprint(seed), func(t *testing.T) { runProperty(t, seed) })
 	}
 }

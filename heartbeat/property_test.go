@@ -1,34 +1,17 @@
 package heartbeat
 
 import (
-	"flag"
 	"fmt"
 	"math/rand/v2"
 	"testing"
 	"time"
+
+	"github.com/swha/swha/l2transport/linktest"
 )
 
-var (
-	propSeed  = flag.Uint64("heartbeat.seed", 0, "replay the heartbeat property tests with this seed only")
-	propSeeds = flag.Int("heartbeat.seeds", 1, "how many random seeds the heartbeat property tests run besides the fixed ones")
-)
-
-var fixedSeeds = []uint64{1, 2, 0x5eed, 20261202}
-
-// seeds returns the seeds a property test runs: the one given with
-// -heartbeat.seed, or the fixed list plus -heartbeat.seeds random ones (printed).
-func seeds(t *testing.T) []uint64 {
-	if *propSeed != 0 {
-		return []uint64{*propSeed}
-	}
-	s := append([]uint64(nil), fixedSeeds...)
-	for range *propSeeds {
-		r := rand.Uint64()
-		t.Logf("random seed %d (replay with -heartbeat.seed=%d)", r, r)
-		s = append(s, r)
-	}
-	return s
-}
+// seeds are the property tests' seeds, as in the other packages
+// (linktest.Seeds: -seed=N replays one, -seeds=N runs N random ones).
+func seeds(t *testing.T) []uint64 { return linktest.Seeds(t, linktest.PropertySeeds...) }
 
 // TestPropertyFaults: over a wire that loses (never Multiplier−1 heartbeats in a
 // row), duplicates, delays and reorders frames (by less than a quarter
@@ -50,7 +33,7 @@ func TestPropertyFaults(t *testing.T) {
 				t.Run(fmt.Sprint(seed), func(t *testing.T) {
 					defer func() {
 						if t.Failed() {
-							t.Logf("replay with: go test ./heartbeat -run 'TestPropertyFaults/%s' -heartbeat.seed=%d", tc.name, seed)
+							t.Logf("replay with: go test ./heartbeat -run 'TestPropertyFaults/%s' -seed=%d", tc.name, seed)
 						}
 					}()
 					propertyRun(t, seed, tc.interval, tc.multiplier)

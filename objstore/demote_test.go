@@ -2,7 +2,6 @@ package objstore
 
 import (
 	"errors"
-	"flag"
 	"fmt"
 	"maps"
 	"math/rand/v2"
@@ -10,30 +9,13 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/swha/swha/l2transport/linktest"
 )
 
-// The seeds of the property tests, as the root package's property tests
-// take them: the fixed ones always, so that two runs test the same thing,
-// and random ones printed to replay.
-var (
-	propSeed  = flag.Uint64("swha.seed", 0, "replay the property tests with this seed only")
-	propSeeds = flag.Int("swha.seeds", 1, "how many random seeds the property tests run besides the fixed ones")
-)
-
-var fixedSeeds = []uint64{1, 2, 0x5eed, 20261202}
-
-func seeds(t *testing.T) []uint64 {
-	if *propSeed != 0 {
-		return []uint64{*propSeed}
-	}
-	s := slices.Clone(fixedSeeds)
-	for range *propSeeds {
-		r := rand.Uint64()
-		t.Logf("random seed %d (replay with -swha.seed=%d)", r, r)
-		s = append(s, r)
-	}
-	return s
-}
+// seeds are the property tests' seeds, as in the other packages
+// (linktest.Seeds: -seed=N replays one, -seeds=N runs N random ones).
+func seeds(t *testing.T) []uint64 { return linktest.Seeds(t, linktest.PropertySeeds...) }
 
 // groupMembers renders a store's groups with their members, by ID;
 // skipEmpty leaves out the groups with no object (a snapshot announces only

@@ -5,7 +5,6 @@ package tests
 import (
 	"bufio"
 	"encoding/json"
-	"flag"
 	"fmt"
 	"io"
 	"math/rand/v2"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/swha/swha/failover"
 	"github.com/swha/swha/heartbeat"
+	"github.com/swha/swha/l2transport/linktest"
 	"github.com/swha/swha/tests/internal/netnstest"
 )
 
@@ -33,26 +33,9 @@ import (
 // the awaited thing takes (a busy machine slows it, it does not stop it);
 // nothing is synchronised by sleeping.
 
-var (
-	foSeed  = flag.Uint64("failover.seed", 0, "run the failover trials with this seed only")
-	foSeeds = flag.Int("failover.seeds", 1, "how many random seeds the failover trials run besides the fixed ones")
-)
-
-// foSeedList returns the seeds a randomised failover test runs: the one
-// given with -failover.seed, or two fixed ones plus -failover.seeds random
-// ones (printed).
-func foSeedList(tb testing.TB) []uint64 {
-	if *foSeed != 0 {
-		return []uint64{*foSeed}
-	}
-	s := []uint64{1, 0x5eed}
-	for range *foSeeds {
-		r := rand.Uint64()
-		tb.Logf("random seed %d (replay with -failover.seed=%d)", r, r)
-		s = append(s, r)
-	}
-	return s
-}
+// foSeedList returns the seeds a randomised failover test runs: two fixed
+// ones and random ones, printed (linktest.Seeds: -seed=N replays one).
+func foSeedList(tb testing.TB) []uint64 { return linktest.Seeds(tb, 1, 0x5eed) }
 
 // waitLong bounds every wait for something that takes milliseconds to a
 // second on a quiet machine.
@@ -821,9 +804,10 @@ const trialsPerCluster = 25
 func TestFailoverKill(t *testing.T) {
 	trials := envInt(t, "SWHA_FAILOVER_TRIALS", 50)
 	seeds := foSeedList(t)
-	for len(seeds)*trialsPerCluster < trials && *foSeed == 0 {
-		r := rand.Uint64()
-		t.Logf("random seed %d (replay with -failover.seed=%d)", r, r)
+	replaying := len(seeds) == 1 // -seed=N
+	for len(seeds)*trialsPerCluster < trials && !replaying {
+		r := rand.Uint64() | 1<<63
+		t.Logf("random seed %d (replay with -seed=%d)", r, r)
 		seeds = append(seeds, r)
 	}
 	per := (trials + len(seeds) - 1) / len(seeds)
@@ -846,7 +830,7 @@ func TestFailoverKill(t *testing.T) {
 				detect, promote = append(detect, ms(int64(r.detect))), append(promote, ms(int64(r.promote)))
 				lost += r.lost
 				if t.Failed() {
-					t.Fatalf("trial %d failed (replay with -failover.seed=%d)", i, seed)
+					t.Fatalf("trial %d failed (replay with -seed=%d)", i, seed)
 				}
 			}
 			c.checkFinal()

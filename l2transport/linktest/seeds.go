@@ -9,7 +9,14 @@ import (
 	"testing"
 )
 
-var seedFlag = flag.Uint64("seed", 0, "run the randomized tests with only this seed (0: the fixed seeds and one random one)")
+var (
+	seedFlag  = flag.Uint64("seed", 0, "run the randomized tests with only this seed (0: the fixed seeds and random ones)")
+	seedsFlag = flag.Int("seeds", 1, "how many random seeds the randomized tests run besides the fixed ones (a longer run: -seeds=100)")
+)
+
+// PropertySeeds are the fixed seeds of the property tests of the root
+// package, objstore, heartbeat and failover.
+var PropertySeeds = []uint64{1, 2, 0x5eed, 20261202}
 
 // DefaultSeeds are the fixed seeds a randomized test runs with when it names
 // none: every run of the suite covers them, so a regression they catch is
@@ -17,8 +24,8 @@ var seedFlag = flag.Uint64("seed", 0, "run the randomized tests with only this s
 var DefaultSeeds = []uint64{1, 2, 3}
 
 // Seeds returns the seeds a randomized test runs with: fixed (DefaultSeeds if
-// empty) and one random seed, logged with the flag that replays it. With
-// -seed=N or SWHA_SEED=N set, it returns only N.
+// empty) and -seeds random ones (one by default), each logged with the flag
+// that replays it. With -seed=N or SWHA_SEED=N set, it returns only N.
 func Seeds(tb testing.TB, fixed ...uint64) []uint64 {
 	tb.Helper()
 	if s := replaySeed(tb); s != 0 {
@@ -27,9 +34,13 @@ func Seeds(tb testing.TB, fixed ...uint64) []uint64 {
 	if len(fixed) == 0 {
 		fixed = DefaultSeeds
 	}
-	r := rand.Uint64() | 1<<63 // never 0 (which means "none") nor a small fixed one
-	tb.Logf("random seed %d (replay with -seed=%d or SWHA_SEED=%d)", r, r, r)
-	return append(append([]uint64(nil), fixed...), r)
+	out := append([]uint64(nil), fixed...)
+	for range *seedsFlag {
+		r := rand.Uint64() | 1<<63 // never 0 (which means "none") nor a small fixed one
+		tb.Logf("random seed %d (replay with -seed=%d or SWHA_SEED=%d)", r, r, r)
+		out = append(out, r)
+	}
+	return out
 }
 
 // RunSeeds runs f as one subtest per seed of Seeds(t, fixed...), named
