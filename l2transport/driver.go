@@ -774,6 +774,10 @@ func (c *Conn) logEvent(ev Event) {
 			"new_epoch", ev.PeerEpoch, "discarded_msgs", ev.DiscardedMessages, "discarded_bytes", ev.DiscardedBytes,
 			"recv_discarded", ev.RecvDiscarded)
 	case EventPeerSilent:
+		if ev.AckStall {
+			log.Warn("peer heard but not acknowledging; counted as silent", "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)
+			return
+		}
 		log.Warn("peer silent", "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)
 	default:
 		log.Info("session event", "event", ev.Kind.String(), "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)

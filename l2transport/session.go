@@ -142,6 +142,11 @@ type Session struct {
 	lastHeard     time.Time
 	silent        bool
 	needKeepalive bool
+	// Ack stall: stallFrom is when frames last went in flight or the peer
+	// last acknowledged new ones, zero while none are in flight; stalled says the silence reported is one of acks, of
+	// a peer still heard.
+	stallFrom time.Time
+	stalled   bool
 
 	// Output, valid until Advance.
 	outBuf         []byte
@@ -620,6 +625,7 @@ func (s *Session) restart(newEpoch uint32, reused bool) {
 	s.backoffs = 0
 	s.frto = false
 	s.rttRTO()
+	s.stallFrom, s.stalled = time.Time{}, false
 
 	ev.RecvDiscarded = len(s.pend.msgs)
 	if s.reasmActive {
@@ -661,8 +667,13 @@ func (s *Session) freeSlot(sl *recvSlot) {
 func (s *Session) heard() {
 	s.lastHeard = s.now
 	s.heardAny = true
-	if s.silent {
+	if s.silent && !s.stalled {
 		s.silent = false
+		if s.sndNxt > s.sndUna {
+			// Back from silence (a healed partition): the peer gets a
+			// whole bound to acknowledge what waited.
+			s.stallFrom = s.now
+		}
 		s.events = append(s.events, Event{Kind: EventPeerAlive, At: s.now, PeerNodeID: s.peerNode, PeerEpoch: s.peerEpoch})
 	}
 }
@@ -789,6 +800,9 @@ func (s *Session) onAck(h *frame.Header, payload []byte) (ok, news bool) {
 			s.rtoAt, s.retxAt = time.Time{}, time.Time{}
 		}
 	}
+	if news {
+		s.ackProgress()
+	}
 	newSack := false
 	for _, b := range h.SACK[:h.NumSACK] {
 		lo, hi := max(b.Start, s.sndUna), min(b.End, s.sndNxt)
@@ -811,6 +825,9 @@ func (s *Session) onAck(h *frame.Header, payload []byte) (ok, news bool) {
 	if newest.After(s.rackSent) {
 		s.rttSample(s.now.Sub(newest))
 		s.rackSent = newest
+	}
+	if newSack && !news {
+		s.ackProgress()
 	}
 	if newSack {
 		// Detect losses in build, once all the acks that arrived together are
@@ -1116,6 +1133,39 @@ func (s *Session) Tick(now time.Time) {
 		s.silent = true
 		s.events = append(s.events, Event{Kind: EventPeerSilent, At: now, PeerNodeID: s.peerNode, PeerEpoch: s.peerEpoch})
 	}
+	s.checkStall(now)
+}
+
+// checkStall declares a peer that is heard but acknowledges nothing lost,
+// within the bound of silence: DeadInterval after frames went in flight or
+// were last acknowledged. A peer's keepalives (or those of a standby that
+// took another node's stream for ours) would otherwise keep a synchronous
+// commit waiting without end for an ack that never comes. Frames held back
+// by a closed window do not count: a peer that acknowledges all it was sent
+// but has no room (a slow application) is flow control, not a stall.
+func (s *Session) checkStall(now time.Time) {
+	if !s.established || s.sndNxt == s.sndUna {
+		return
+	}
+	if s.stallFrom.IsZero() {
+		s.stallFrom = now
+		return
+	}
+	if s.silent || now.Sub(s.stallFrom) < s.cfg.DeadInterval {
+		return
+	}
+	s.silent, s.stalled = true, true
+	s.stats.AckStalls++
+	s.events = append(s.events, Event{Kind: EventPeerSilent, At: now, PeerNodeID: s.peerNode, PeerEpoch: s.peerEpoch, AckStall: true})
+}
+
+// ackProgress restarts the stall bound: the peer acknowledged something new.
+func (s *Session) ackProgress() {
+	s.stallFrom = time.Time{}
+	if s.sndNxt > s.sndUna {
+		s.stallFrom = s.now
+	}
+	s.stalled = false // the heard() that follows reports the peer alive
 }
 
 func (s *Session) onRTO() {
@@ -1237,6 +1287,9 @@ func (s *Session) NextDeadline() time.Time {
 	}
 	if s.heardAny && !s.silent {
 		at(s.lastHeard.Add(s.cfg.DeadInterval))
+	}
+	if s.established && !s.silent && !s.stallFrom.IsZero() {
+		at(s.stallFrom.Add(s.cfg.DeadInterval))
 	}
 	return d
 }
@@ -1362,6 +1415,9 @@ func (s *Session) build() {
 	}
 	if sent > 0 && s.rtoAt.IsZero() {
 		s.rtoAt = now.Add(s.rto)
+	}
+	if s.sndNxt > s.sndUna && s.stallFrom.IsZero() {
+		s.stallFrom = now
 	}
 	// Persist timer: data waits on a closed window with nothing in flight, so no
 	// ack is coming to reopen it unless we ask.

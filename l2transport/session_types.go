@@ -37,10 +37,12 @@ const (
 	// discarded (Discarded*), as were partial and undelivered received
 	// messages (RecvDiscarded); later messages belong to the new stream only.
 	EventPeerRestarted
-	// EventPeerSilent: nothing valid was heard from the peer for DeadInterval.
-	// Emitted once per silence.
+	// EventPeerSilent: nothing valid was heard from the peer for DeadInterval,
+	// or (AckStall) the peer is heard but acknowledged nothing new for
+	// DeadInterval while frames were outstanding. Emitted once per silence.
 	EventPeerSilent
-	// EventPeerAlive: the peer was heard again after EventPeerSilent.
+	// EventPeerAlive: the peer was heard again after EventPeerSilent; after
+	// an ack stall, once it acknowledges something new.
 	EventPeerAlive
 )
 
@@ -72,6 +74,11 @@ type Event struct {
 	// configuration is wrong, and a peer older than the incarnation field
 	// would have wedged the pair instead: fix its epoch source.
 	EpochReused bool
+	// AckStall (EventPeerSilent only) says the peer is still heard, but
+	// acknowledged nothing for DeadInterval while frames were queued or in
+	// flight: a peer that will not acknowledge counts as lost in the same
+	// bound as a silent one (SessionStats.AckStalls).
+	AckStall bool
 
 	// EventPeerRestarted only: sent messages that the old incarnation had not
 	// acknowledged, their payload bytes and their distinct non-zero transaction
@@ -155,6 +162,8 @@ type SessionStats struct {
 	// PeerEpochReuses counts peer restarts whose new incarnation reused the
 	// old one's epoch (Event.EpochReused); each also counts in PeerRestarts.
 	PeerEpochReuses uint64
+	// AckStalls counts EventPeerSilent events with AckStall set.
+	AckStalls uint64
 	// Restarts counts Conn.Restart calls; always 0 from Session.Stats.
 	Restarts uint64
 
@@ -192,6 +201,7 @@ func (st *SessionStats) addCounters(o *SessionStats) {
 	st.Backpressure += o.Backpressure
 	st.PeerRestarts += o.PeerRestarts
 	st.PeerEpochReuses += o.PeerEpochReuses
+	st.AckStalls += o.AckStalls
 	st.Restarts += o.Restarts
 	for i := range st.DecodeErrors {
 		st.DecodeErrors[i] += o.DecodeErrors[i]
