@@ -19,12 +19,12 @@ func (n *Node) onAck(b []byte) {
 		n.log.Warn("dropped bad applied-ack", "err", err)
 		return
 	}
-	n.mu.Lock()
-	if n.act != nil {
-		n.act.Ack(a)
-	}
-	n.changed()
-	n.mu.Unlock()
+	n.own.do(func() {
+		if n.act != nil {
+			n.act.Ack(a)
+		}
+		n.changed()
+	})
 	if a.Flags&wire.AckNeedSnapshot != 0 {
 		n.kick()
 	}
@@ -40,12 +40,12 @@ func (n *Node) onRefusal(b []byte) {
 	}
 	n.stats.peerRefusals.Add(1)
 	n.log.Warn("standby refused a transaction", "txn", r.Txn, "seq", r.Seq, "snapshot", r.Snapshot, "object", r.Object, "err", r.Text)
-	n.mu.Lock()
-	if n.act != nil {
-		n.act.Refusal(r)
-	}
-	n.changed()
-	n.mu.Unlock()
+	n.own.do(func() {
+		if n.act != nil {
+			n.act.Refusal(r)
+		}
+		n.changed()
+	})
 	n.kick()
 }
 
@@ -58,13 +58,13 @@ func (n *Node) onHello(b []byte) {
 		return
 	}
 	n.noteSkew(h.Schemas)
-	n.mu.Lock()
 	var resume, decided bool
-	if n.act != nil {
-		resume, decided = n.act.Hello(h)
-	}
-	n.changed()
-	n.mu.Unlock()
+	n.own.do(func() {
+		if n.act != nil {
+			resume, decided = n.act.Hello(h)
+		}
+		n.changed()
+	})
 	if !decided {
 		n.log.Debug("ignored a hello on a stream already decided", "snapshot", h.Snap, "applied_seq", h.Applied)
 		return
@@ -77,14 +77,17 @@ func (n *Node) onHello(b []byte) {
 // again (zero: when woken).
 func (n *Node) activeWork() time.Time {
 	now := time.Now()
-	n.mu.Lock()
-	if n.act == nil { // demoted since the loop looked
-		n.mu.Unlock()
+	var w replica.Work
+	active := false
+	n.own.do(func() {
+		if active = n.act != nil; active { // else demoted since the loop looked
+			n.act.Tick(now)
+			w = n.act.Work(now)
+		}
+	})
+	if !active {
 		return time.Time{}
 	}
-	n.act.Tick(now)
-	w := n.act.Work(now)
-	n.mu.Unlock()
 	if len(w.Repairs) > 0 {
 		if err := n.runRepairs(w.Repairs); err != nil && n.ctx.Err() == nil {
 			n.log.Warn("repair of a refused transaction failed", "err", err)
@@ -100,14 +103,15 @@ func (n *Node) activeWork() time.Time {
 			n.log.Warn("snapshot to standby failed", "err", err)
 		}
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.act == nil {
-		// Demoted while the work above ran without the lock (a failover
-		// under flapping did this: a nil dereference here).
-		return time.Time{}
-	}
-	return n.act.NextDeadline()
+	var next time.Time
+	n.own.do(func() {
+		// Demoted while the work above ran (a failover under flapping did
+		// this: a nil dereference here).
+		if n.act != nil {
+			next = n.act.NextDeadline()
+		}
+	})
+	return next
 }
 
 // sendSnapshot sends the whole committed state as one transaction, between
@@ -121,10 +125,11 @@ func (n *Node) sendSnapshot() error {
 	if n.Role() != Active {
 		return nil // demoted while waiting: the work died with the role
 	}
-	n.mu.Lock()
-	start := n.act.StartSnapshot(time.Now())
-	n.changed() // records from here on are part of the snapshot and what follows
-	n.mu.Unlock()
+	var start bool
+	n.own.do(func() {
+		start = n.act != nil && n.act.StartSnapshot(time.Now())
+		n.changed() // records from here on are part of the snapshot and what follows
+	})
 	if !start {
 		return nil
 	}
@@ -147,18 +152,22 @@ func (n *Node) sendSnapshot() error {
 			n.log.Debug("unreachable dynamic objects (not in a group, no pointer from a root)", "count", leaks)
 		}
 	}
-	n.mu.Lock()
-	if err == nil {
-		// Counted before the unlock: the standby may acknowledge it (and a
-		// waiter return) before this goroutine runs again.
-		n.stats.snapshots.Add(1)
-	}
-	n.act.SnapshotSent(txn, n.store.Seq(), err)
-	// Wake WaitSynced even when no seq advanced: the standby's first ack of
-	// this snapshot may have arrived before the core knew the snapshot, and
-	// on a fresh stream that ack (seq 0) is all the waiter is waiting for.
-	n.changed()
-	n.mu.Unlock()
+	seq := n.store.Seq()
+	n.own.do(func() {
+		if err == nil {
+			// Counted before the core knows: the standby may acknowledge
+			// it (and a waiter return) before this goroutine runs again.
+			n.stats.snapshots.Add(1)
+		}
+		if n.act != nil {
+			n.act.SnapshotSent(txn, seq, err)
+		}
+		// Wake WaitSynced even when no seq advanced: the standby's first
+		// ack of this snapshot may have arrived before the core knew the
+		// snapshot, and on a fresh stream that ack (seq 0) is all the
+		// waiter is waiting for.
+		n.changed()
+	})
 	if err != nil {
 		return fmt.Errorf("swha: snapshot: %w", err)
 	}
@@ -182,14 +191,18 @@ func (n *Node) sendReplay(r replica.Range) error {
 		return nil // demoted while waiting: the work died with the role
 	}
 	ents, ok := n.replay.Since(r.From, n.store.Seq())
-	n.mu.Lock()
-	start := ok && n.act.StartReplay(r)
-	if !ok {
-		n.act.ReplayFailed() // the log no longer reaches back that far
-		n.kick()
-	}
-	n.changed()
-	n.mu.Unlock()
+	var start bool
+	n.own.do(func() {
+		if n.act == nil {
+			return
+		}
+		start = ok && n.act.StartReplay(r)
+		if !ok {
+			n.act.ReplayFailed() // the log no longer reaches back that far
+			n.kick()
+		}
+		n.changed()
+	})
 	if !start {
 		return nil
 	}
@@ -200,10 +213,12 @@ func (n *Node) sendReplay(r replica.Range) error {
 	for len(msgs) > 0 {
 		k := min(len(msgs), sinkMaxRecords)
 		if _, err := n.conn.SendBatch(n.ctx, msgs[:k], 0); err != nil {
-			n.mu.Lock()
-			n.act.ReplayFailed()
-			n.changed()
-			n.mu.Unlock()
+			n.own.do(func() {
+				if n.act != nil {
+					n.act.ReplayFailed()
+				}
+				n.changed()
+			})
 			n.kick()
 			return fmt.Errorf("swha: replay to standby: %w", err)
 		}
@@ -259,7 +274,7 @@ func (n *Node) runRepairs(reqs []replica.Repair) error {
 			}
 			continue
 		}
-		seq, _, err := n.commitStream(n.ctx, tx)
+		seq, _, _, err := n.commitStream(n.ctx, tx)
 		if err != nil {
 			return fmt.Errorf("swha: repair of seq %d: %w", r.Seq, err)
 		}
@@ -268,9 +283,8 @@ func (n *Node) runRepairs(reqs []replica.Repair) error {
 		}
 		n.repairBad[seq] = bad
 		n.stats.repairs.Add(1)
-		n.mu.Lock()
-		n.emit(Event{Kind: EventRepairDone, Detail: fmt.Sprintf("refused seq %d mended by seq %d", r.Seq, seq)})
-		n.mu.Unlock()
+		ev := Event{Kind: EventRepairDone, Detail: fmt.Sprintf("refused seq %d mended by seq %d", r.Seq, seq)}
+		n.own.do(func() { n.emit(ev) })
 		n.log.Info("repaired a refused transaction", "refused_seq", r.Seq, "repair_seq", seq, "records", k, "left_out", bad)
 	}
 	return nil

@@ -45,14 +45,16 @@ func (n *Node) SaveCheckpoint(path string) error {
 	if err := n.store.SaveFile(path); err != nil {
 		return fmt.Errorf("swha: save checkpoint: %w", err)
 	}
-	n.mu.Lock()
-	if n.act != nil {
-		// A standby seeded from this file names its snapshot ID in its
-		// hello; knowing it, the active resumes that standby from the log
-		// rather than sending the whole store again.
-		n.act.RememberSnapshot(n.store.CheckpointID(), n.store.Seq())
-	}
-	n.mu.Unlock()
+	// Read here, not on the owner: the store is held still by quiesce.
+	id, seq := n.store.CheckpointID(), n.store.Seq()
+	n.own.do(func() {
+		if n.act != nil {
+			// A standby seeded from this file names its snapshot ID in its
+			// hello; knowing it, the active resumes that standby from the
+			// log rather than sending the whole store again.
+			n.act.RememberSnapshot(id, seq)
+		}
+	})
 	return nil
 }
 

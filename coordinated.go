@@ -142,14 +142,14 @@ func (c *Coordinated) settle(participant string, committed bool) {
 // coordinated tells the core that a coordinated transaction became partial
 // (+1) or complete (-1): a snapshot waits for none to be partial.
 func (n *Node) coordinated(delta int) {
-	n.mu.Lock()
-	if n.act == nil { // demoted: the coordinated transaction died with the role
-		n.mu.Unlock()
-		return
-	}
-	n.act.Coordinated(delta)
-	free := n.act.CoordinatedPartial() == 0
-	n.mu.Unlock()
+	free := false
+	n.own.do(func() {
+		if n.act == nil { // demoted: the coordinated transaction died with the role
+			return
+		}
+		n.act.Coordinated(delta)
+		free = n.act.CoordinatedPartial() == 0
+	})
 	if free {
 		n.kick() // a snapshot deferred for it can go now
 	}

@@ -29,9 +29,7 @@ func (n *Node) follow(gen uint32) {
 	n.applyMu.Lock()
 	n.streamStopped = false
 	n.applyMu.Unlock()
-	n.mu.Lock()
-	n.followGen = gen
-	n.mu.Unlock()
+	n.own.do(func() { n.followGen = gen })
 }
 
 // demote turns this active into a standby of the peer, in place: fenced
@@ -49,33 +47,35 @@ func (n *Node) demote(epoch uint32) (discarded uint64, err error) {
 	}
 	defer l.release()
 	n.applyMu.Lock()
-	n.mu.Lock()
-	if n.role != Active {
-		n.mu.Unlock()
+	if n.Role() != Active {
 		n.applyMu.Unlock()
 		return 0, fmt.Errorf("swha: demote: %w", ErrNotActive)
 	}
+	// The store first, off the owner (it may wait for readers): fenced and
+	// holding the write path, nothing commits meanwhile, and the core may
+	// still take acks.
 	rep, err := n.store.Demote()
 	if err != nil {
-		n.mu.Unlock()
 		n.applyMu.Unlock()
 		return 0, fmt.Errorf("swha: demote: %w", err)
 	}
-	st := n.act.Status()
-	if st.Committed > st.Acked {
-		discarded = st.Committed - st.Acked
-	}
-	n.act.Event(replica.Silent, 0, time.Now())
-	n.role = Standby
-	n.act = nil
-	n.sby = replica.NewStandby()
-	n.fenced = false // a standby commits nothing anyway; a promotion starts clean
+	var hooks []func(RoleChange)
+	n.own.do(func() {
+		st := n.act.Status()
+		if st.Committed > st.Acked {
+			discarded = st.Committed - st.Acked
+		}
+		n.act.Event(replica.Silent, 0, time.Now())
+		n.role = Standby
+		n.act = nil
+		n.sby = replica.NewStandby()
+		n.fenced = false // a standby commits nothing anyway; a promotion starts clean
+		n.hot = false
+		hooks = slices.Clone(n.hooks)
+		n.emit(Event{Kind: EventRoleChanged, From: Active, To: Standby, Detail: fmt.Sprintf("%d unacknowledged commits discarded", discarded)})
+		n.changed()
+	})
 	n.streamStopped = false
-	n.hot = false
-	hooks := slices.Clone(n.hooks)
-	n.emit(Event{Kind: EventRoleChanged, From: Active, To: Standby, Detail: fmt.Sprintf("%d unacknowledged commits discarded", discarded)})
-	n.changed()
-	n.mu.Unlock()
 	n.applyMu.Unlock()
 	n.log.Warn("demoted to standby", "seq", rep.Seq, "objects", rep.Objects, "discarded_commits", discarded)
 	rc := RoleChange{From: Active, To: Standby}
@@ -106,13 +106,17 @@ func (n *Node) drain() uint64 {
 	}
 	l.release()
 	for {
-		n.mu.Lock()
-		if n.act == nil {
-			n.mu.Unlock()
+		var st replica.Status
+		var ch chan struct{}
+		active, fenced := false, false
+		n.own.do(func() {
+			if active = n.act != nil; active {
+				st, ch, fenced = n.act.Status(), n.progress, n.fenced
+			}
+		})
+		if !active {
 			return 0
 		}
-		st, ch, fenced := n.act.Status(), n.progress, n.fenced
-		n.mu.Unlock()
 		if st.Acked >= st.Committed || !st.PeerUp || !fenced {
 			// Drained, no standby to drain to, or the switchover was
 			// called off (ActAccept unfenced the node).

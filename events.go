@@ -10,12 +10,10 @@ import (
 // handlers and role-change hooks): fn may call any method of the Node,
 // Close included.
 func (n *Node) OnEvent(fn func(Event)) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.evHooks = append(n.evHooks, fn)
+	n.own.do(func() { n.evHooks = append(n.evHooks, fn) })
 }
 
-// emit queues ev for the event hooks. The caller holds mu, so events are
+// emit queues ev for the event hooks. It runs on the owner, so events are
 // queued in the order the cores changed.
 func (n *Node) emit(ev Event) {
 	if ev.At.IsZero() {
@@ -34,7 +32,7 @@ func (n *Node) emit(ev Event) {
 }
 
 // changed wakes everything waiting on the cores, republishes what the sink
-// reads, and reports the standby turning hot or cold. The caller holds mu.
+// reads, and reports the standby turning hot or cold. It runs on the owner.
 func (n *Node) changed() {
 	n.streamOn.Store(n.act != nil && n.act.Streaming())
 	if n.act != nil {
@@ -48,8 +46,8 @@ func (n *Node) changed() {
 }
 
 // standbyHot is changed's counterpart on a standby, where the store rather
-// than the core knows whether a snapshot is held: the caller holds mu and
-// passes what the store says.
+// than the core knows whether a snapshot is held: it runs on the owner and
+// is passed what the store says.
 func (n *Node) standbyHot(holds bool) {
 	if hot := holds && n.sby != nil && n.sby.PeerUp(); hot != n.hot {
 		n.hot = hot
@@ -69,5 +67,16 @@ func (n *Node) kick() {
 	select {
 	case n.wake <- struct{}{}:
 	default:
+	}
+}
+
+// publish republishes the view; it runs on the owner after every call.
+func (n *Node) publish() {
+	v := ownView{role: n.role, fenced: n.fenced, progress: n.progress}
+	if n.act != nil {
+		v.peerUp, v.full, v.stale = n.act.PeerUp(), n.act.WindowFull(), n.act.HasStale()
+	}
+	if old := n.view.Load(); old == nil || *old != v {
+		n.view.Store(&v)
 	}
 }

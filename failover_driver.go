@@ -209,9 +209,8 @@ func (fd *foDriver) onPath(ev heartbeat.Event) {
 				detail += ", discounted a late detector"
 			}
 		}
-		fd.n.mu.Lock()
-		fd.n.emit(Event{Kind: kind, At: ev.At, Path: ev.Path, Detail: detail})
-		fd.n.mu.Unlock()
+		e := Event{Kind: kind, At: ev.At, Path: ev.Path, Detail: detail}
+		fd.n.own.do(func() { fd.n.emit(e) })
 	}
 	if len(ev.Announce) == 0 {
 		return
@@ -235,13 +234,15 @@ func (fd *foDriver) onPath(ev heartbeat.Event) {
 // progress tells the core what the node's role-side state is now.
 func (fd *foDriver) progress() {
 	n, now := fd.n, time.Now()
-	n.mu.Lock()
-	hot, role := n.hot, n.role
+	var hot bool
+	var role Role
 	var seq uint64
-	if n.act != nil {
-		seq = n.act.Status().Committed
-	}
-	n.mu.Unlock()
+	n.own.do(func() {
+		hot, role = n.hot, n.role
+		if n.act != nil {
+			seq = n.act.Status().Committed
+		}
+	})
 	if role == Standby {
 		seq = n.store.AppliedSeq()
 		fd.core.SyncProgress(hot, now)
@@ -394,9 +395,7 @@ func (fd *foDriver) promote(a failover.Action) {
 		fd.log.Error("failover: restart the session after promotion", "err", err)
 	}
 	fd.setEpoch(epoch)
-	n.mu.Lock()
-	n.followGen = uint32(a.Generation)
-	n.mu.Unlock()
+	n.own.do(func() { n.followGen = uint32(a.Generation) })
 	fd.log.Warn("promoted to active", "generation", a.Generation, "reason", a.Reason.String())
 }
 
@@ -431,9 +430,8 @@ func (fd *foDriver) event(ev failover.Event) {
 		return
 	}
 	fd.log.Info("failover event", "event", ev.String())
-	fd.n.mu.Lock()
-	fd.n.emit(Event{Kind: kind, At: ev.At, Path: ev.Path, Detail: ev.String()})
-	fd.n.mu.Unlock()
+	e := Event{Kind: kind, At: ev.At, Path: ev.Path, Detail: ev.String()}
+	fd.n.own.do(func() { fd.n.emit(e) })
 }
 
 // heartbeatVerdict gives the heartbeats' verdict on the peer to an active's
@@ -451,20 +449,20 @@ func (n *Node) heartbeatVerdict(alive bool) {
 		// as a new stream, whose own events decide.
 		return
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.act == nil || alive && !n.peer.Alive {
-		// A standby, or a stream the session itself reports down: the
-		// session's own PeerAlive will bring it back.
-		return
-	}
-	if alive {
-		n.act.Event(replica.Alive, epoch, time.Now())
-	} else {
-		n.act.Event(replica.Silent, 0, time.Now())
-	}
-	n.changed()
-	n.kick()
+	n.own.do(func() {
+		if n.act == nil || alive && !n.peer.Alive {
+			// A standby, or a stream the session itself reports down: the
+			// session's own PeerAlive will bring it back.
+			return
+		}
+		if alive {
+			n.act.Event(replica.Alive, epoch, time.Now())
+		} else {
+			n.act.Event(replica.Silent, 0, time.Now())
+		}
+		n.changed()
+		n.kick()
+	})
 }
 
 // Switchover hands the active role to the hot standby with nothing lost:
@@ -491,9 +489,9 @@ func (n *Node) Switchover(ctx context.Context) error {
 		return fmt.Errorf("swha: switchover: %w", err)
 	}
 	for {
-		n.mu.Lock()
-		role, ch := n.role, n.progress
-		n.mu.Unlock()
+		var role Role
+		var ch chan struct{}
+		n.own.do(func() { role, ch = n.role, n.progress })
 		if role == Standby {
 			return nil
 		}

@@ -14,20 +14,20 @@ var ErrFenced = errors.New("swha: fenced: another node is active")
 // first thing a replaced active does, before anything else can run: a
 // commit acknowledged after it would be lost when it demotes.
 func (n *Node) fence(reason string) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if n.fenced {
-		return
-	}
-	n.fenced = true
-	n.log.Warn("fenced: accepting no commits", "reason", reason)
-	n.changed()
+	n.own.do(func() {
+		if n.fenced {
+			return
+		}
+		n.fenced = true
+		n.log.Warn("fenced: accepting no commits", "reason", reason)
+		n.changed()
+	})
 }
 
 // unfence lets a node that is active again accept commits.
 func (n *Node) unfence() {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.fenced = false
-	n.changed()
+	n.own.do(func() {
+		n.fenced = false
+		n.changed()
+	})
 }

@@ -26,9 +26,9 @@ func (l sessionLiveness) Watch(ctx context.Context) <-chan PeerState {
 		var last PeerState
 		first := true
 		for {
-			l.n.mu.Lock()
-			cur, wake := l.n.peer, l.n.progress
-			l.n.mu.Unlock()
+			var cur PeerState
+			var wake chan struct{}
+			l.n.own.do(func() { cur, wake = l.n.peer, l.n.progress })
 			if first || cur != last {
 				// Keep only the latest verdict in the buffer.
 				select {

@@ -98,9 +98,11 @@ type Node struct {
 	write writePath  // one transaction, snapshot, replay or repair at a time
 	user  *deliverer // runs the application's callbacks, in order
 
-	// mu guards the cores and what goes with the role. Lock order:
-	// applyMu before mu; the write path before mu; never mu while waiting.
-	mu       sync.Mutex
+	// own is the goroutine that owns the cores and the fields down to peer
+	// (fo is set once): read and write them only in a closure handed to own.do
+	// (owner.go). Order: the write path, then applyMu, then own.do.
+	own      *owner
+	view     atomic.Pointer[ownView] // published by the owner (owner.go)
 	role     Role
 	act      *replica.Active  // on an active
 	sby      *replica.Standby // on a standby
@@ -171,20 +173,14 @@ type nodeCounters struct {
 func (n *Node) Store() *objstore.View { return n.store.View() }
 
 // Role returns the node's current role.
-func (n *Node) Role() Role {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return n.role
-}
+func (n *Node) Role() Role { return n.view.Load().role }
 
 // OnRoleChange registers fn to be called after every role change, on the
 // node's delivery goroutine (in order with subscribers and message
 // handlers), never on the goroutine that changed the role: fn may call any
 // method of the Node, Close included.
 func (n *Node) OnRoleChange(fn func(RoleChange)) {
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	n.hooks = append(n.hooks, fn)
+	n.own.do(func() { n.hooks = append(n.hooks, fn) })
 }
 
 // RegisterStatic registers a static object (see objstore.Store.RegisterStatic)

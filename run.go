@@ -9,11 +9,12 @@ import (
 	"github.com/swha/swha/l2transport"
 )
 
-// The driver. Three goroutines of the node touch the cores, always under
-// mu: the Conn's delivery goroutine (onEvent, onMessage: the peer's input,
-// and on a standby the Apply of the stream), loop (the work the cores ask
-// for), and the application's own goroutines through Txn, WaitSynced and
-// Promote. None of them runs application code: that is the deliverer's.
+// The driver. One goroutine owns the cores (owner.go); three kinds of
+// goroutine bring it input: the Conn's delivery goroutine (onEvent,
+// onMessage: the peer's input, and on a standby the Apply of the stream),
+// loop, the worker (the work the cores ask for, which may block), and the
+// application's own goroutines through Txn, WaitSynced and Promote. None of
+// them runs application code: that is the deliverer's.
 
 // onEvent follows the session.
 func (n *Node) onEvent(ev l2transport.Event) {
@@ -36,43 +37,66 @@ func (n *Node) onEvent(ev l2transport.Event) {
 	}
 	n.applyMu.Lock()
 	defer n.applyMu.Unlock()
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	if alive := kind != replica.Silent; alive != n.peer.Alive {
-		n.peer = PeerState{Alive: alive, At: ev.At, Reason: "session " + ev.Kind.String()}
-		k := EventPeerDown
-		if alive {
-			k = EventPeerUp
+	// The store is read and told here, under applyMu (no Apply runs), not
+	// on the owner, which never takes applyMu.
+	var resume, await, stale, standby bool
+	n.own.do(func() {
+		if alive := kind != replica.Silent; alive != n.peer.Alive {
+			n.peer = PeerState{Alive: alive, At: ev.At, Reason: "session " + ev.Kind.String()}
+			k := EventPeerDown
+			if alive {
+				k = EventPeerUp
+			}
+			n.emit(Event{Kind: k, At: ev.At, Path: "session", Detail: ev.Kind.String()})
 		}
-		n.emit(Event{Kind: k, At: ev.At, Path: "session", Detail: ev.Kind.String()})
+		if n.act == nil && kind == replica.NewStream {
+			n.staleIn = n.staleStream(ev.PeerEpoch)
+			if n.staleIn {
+				// A replaced active resumed (or a rogue speaks as one): its
+				// stream must not reach the mirror, and no ack goes back to
+				// it.
+				n.stats.staleStreams.Add(1)
+				n.log.Warn("refused the stream of an active of an older generation", "peer_epoch", ev.PeerEpoch,
+					"generation", generationOf(ev.PeerEpoch), "following", n.followGen)
+				n.changed()
+				stale = true
+				return
+			}
+		}
+		if n.act != nil {
+			n.act.Event(kind, ev.PeerEpoch, time.Now())
+		} else {
+			switch n.sby.Event(kind) {
+			case replica.StoreAwaitSnapshot:
+				await = true
+			case replica.StoreResume:
+				resume = true
+			}
+		}
+		standby = n.sby != nil
+		n.changed()
+	})
+	if stale {
+		return
 	}
-	if n.act == nil && kind == replica.NewStream {
-		n.staleIn = n.staleStream(ev.PeerEpoch)
-		if n.staleIn {
-			// A replaced active resumed (or a rogue speaks as one): its
-			// stream must not reach the mirror, and no ack goes back to it.
-			n.stats.staleStreams.Add(1)
-			n.log.Warn("refused the stream of an active of an older generation", "peer_epoch", ev.PeerEpoch,
-				"generation", generationOf(ev.PeerEpoch), "following", n.followGen)
-			n.changed()
-			return
-		}
+	if await {
+		n.store.AwaitSnapshot()
 	}
-	if n.act != nil {
-		n.act.Event(kind, ev.PeerEpoch, time.Now())
-	} else {
-		switch n.sby.Event(kind) {
-		case replica.StoreAwaitSnapshot:
-			n.store.AwaitSnapshot()
-		case replica.StoreResume:
-			// Tell the active which version we run and what we hold, so
-			// that it can replay from there rather than send everything.
-			n.sby.Resume(n.store.ResumeStream())
-		}
+	if resume {
+		// Tell the active which version we run and what we hold, so that
+		// it can replay from there rather than send everything.
+		snap, seq := n.store.ResumeStream()
+		n.own.do(func() {
+			if n.sby != nil {
+				n.sby.Resume(snap, seq)
+			}
+		})
+	}
+	if standby {
 		n.notePending()
-		n.standbyHot(n.store.SnapshotID() != 0 && !n.store.AwaitingSnapshot())
+		holds := n.store.SnapshotID() != 0 && !n.store.AwaitingSnapshot()
+		n.own.do(func() { n.standbyHot(holds) })
 	}
-	n.changed()
 	n.kick()
 }
 
@@ -133,16 +157,16 @@ func (n *Node) loop() {
 // one is decided as any new stream is, when it establishes.
 func (n *Node) restartSession(epoch uint32) error {
 	n.applyMu.Lock()
-	n.mu.Lock()
-	if n.act != nil {
-		n.act.Event(replica.Silent, 0, time.Now())
-	} else {
-		n.sby.Event(replica.Silent) // asks nothing of the store
-	}
-	// The old stream's verdict says nothing of the new one.
-	n.peer = PeerState{At: time.Now(), Reason: "session restarted"}
-	n.changed()
-	n.mu.Unlock()
+	n.own.do(func() {
+		if n.act != nil {
+			n.act.Event(replica.Silent, 0, time.Now())
+		} else {
+			n.sby.Event(replica.Silent) // asks nothing of the store
+		}
+		// The old stream's verdict says nothing of the new one.
+		n.peer = PeerState{At: time.Now(), Reason: "session restarted"}
+		n.changed()
+	})
 	n.applyMu.Unlock()
 	if err := n.conn.Restart(epoch); err != nil {
 		return fmt.Errorf("swha: restart session with epoch %d: %w", epoch, err)
@@ -152,7 +176,7 @@ func (n *Node) restartSession(epoch uint32) error {
 }
 
 // staleStream reports whether a stream of the peer at epoch is one to
-// refuse: the node follows a newer generation. The caller holds mu.
+// refuse: the node follows a newer generation. It runs on the owner.
 func (n *Node) staleStream(epoch uint32) bool {
 	// Serial arithmetic on the epoch's 16 generation bits, which wrap.
 	return n.fo != nil && int16(uint16(generationOf(epoch))-uint16(n.followGen)) < 0

@@ -25,9 +25,7 @@ func (n *Node) noteSkew(theirs []*objstore.Schema) {
 		}
 		reports = append(reports, rep)
 	}
-	n.mu.Lock()
-	n.peerSkew = reports
-	n.mu.Unlock()
+	n.own.do(func() { n.peerSkew = reports })
 }
 
 // PeerSkew says how the two versions of each type differ. On an active it is
@@ -39,7 +37,7 @@ func (n *Node) PeerSkew() []objstore.SkewReport {
 	if n.Role() == Standby {
 		return n.store.PeerSkew()
 	}
-	n.mu.Lock()
-	defer n.mu.Unlock()
-	return slices.Clone(n.peerSkew)
+	var out []objstore.SkewReport
+	n.own.do(func() { out = slices.Clone(n.peerSkew) })
+	return out
 }

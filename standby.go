@@ -71,9 +71,12 @@ func (n *Node) judgeApply(err error, refs []objstore.Refusal, dropped uint64) {
 		}
 		r.Refusals = append(r.Refusals, replica.Refused{Seq: f.Seq, Txn: f.Txn, Object: obj, Snapshot: f.Snapshot, Text: f.Err.Error(), Skew: skew})
 	}
-	n.mu.Lock()
-	v := n.sby.Applied(r)
-	n.mu.Unlock()
+	var v replica.Verdict
+	n.own.do(func() {
+		if n.sby != nil {
+			v = n.sby.Applied(r)
+		}
+	})
 	if v.AwaitSnapshot {
 		n.store.AwaitSnapshot()
 	}
@@ -101,10 +104,13 @@ func (n *Node) standbyOutput() {
 	// Read with no Apply in progress (see replica.Standby.Ready).
 	snap, applied := n.store.SnapshotID(), n.store.AppliedSeq()
 	holds := snap != 0 && !n.store.AwaitingSnapshot()
-	n.mu.Lock()
-	o := n.sby.Ready(snap, applied)
-	n.standbyHot(holds)
-	n.mu.Unlock()
+	var o replica.Output
+	n.own.do(func() {
+		if n.sby != nil {
+			o = n.sby.Ready(snap, applied)
+			n.standbyHot(holds)
+		}
+	})
 	var hello []byte
 	if o.Hello != nil {
 		h := *o.Hello
@@ -120,11 +126,11 @@ func (n *Node) standbyOutput() {
 	if hello != nil {
 		if err := n.conn.Send(n.ctx, hello, 0); err != nil && n.ctx.Err() == nil {
 			n.log.Warn("send hello failed", "err", err)
-			n.mu.Lock()
-			if n.sby != nil {
-				n.sby.HelloFailed()
-			}
-			n.mu.Unlock()
+			n.own.do(func() {
+				if n.sby != nil {
+					n.sby.HelloFailed()
+				}
+			})
 		}
 	}
 	if o.Ack == nil {
@@ -136,11 +142,11 @@ func (n *Node) standbyOutput() {
 		}
 		return
 	}
-	n.mu.Lock()
-	if n.sby != nil {
-		n.sby.AckSent(*o.Ack)
-	}
-	n.mu.Unlock()
+	n.own.do(func() {
+		if n.sby != nil {
+			n.sby.AckSent(*o.Ack)
+		}
+	})
 }
 
 // Promote turns a standby into the active: it stops taking the stream,
@@ -159,19 +165,21 @@ func (n *Node) Promote() ([][]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("swha: promote: %w", err)
 	}
-	n.mu.Lock()
-	n.role = Active
-	n.sby = nil
-	n.act = replica.NewActive(n.cfg.Window, n.store.Seq())
 	// What this node logged in an earlier term says nothing about the stream
 	// it starts now (no commit runs on a standby, so nothing writes it).
 	n.replay = replica.NewLog(n.cfg.ReplayBytes)
 	n.sink.log = n.replay
-	hooks := slices.Clone(n.hooks)
-	n.hot = false // hot again when a standby of ours acknowledges a snapshot
-	n.emit(Event{Kind: EventRoleChanged, From: Standby, To: Active, Detail: fmt.Sprintf("%d intents discarded", len(intents))})
-	n.changed()
-	n.mu.Unlock()
+	seq := n.store.Seq()
+	var hooks []func(RoleChange)
+	n.own.do(func() {
+		n.role = Active
+		n.sby = nil
+		n.act = replica.NewActive(n.cfg.Window, seq)
+		hooks = slices.Clone(n.hooks)
+		n.hot = false // hot again when a standby of ours acknowledges a snapshot
+		n.emit(Event{Kind: EventRoleChanged, From: Standby, To: Active, Detail: fmt.Sprintf("%d intents discarded", len(intents))})
+		n.changed()
+	})
 	n.log.Info("promoted to active", "seq", n.store.Seq(), "objects", n.store.Len(), "discarded_intents", len(intents))
 	rc := RoleChange{From: Standby, To: Active, Intents: intents}
 	n.user.queue(func() {

@@ -73,6 +73,7 @@ func NewNode(cfg Config) (*Node, error) {
 		wake:     make(chan struct{}, 1),
 		replay:   replica.NewLog(cfg.ReplayBytes),
 	}
+	n.own = newOwner(n.publish)
 	n.ctx, n.cancel = context.WithCancel(context.Background())
 	n.sink.on, n.sink.log = &n.streamOn, n.replay
 	st, err := objstore.NewStore(cfg.Registry, objstore.Config{
@@ -112,7 +113,14 @@ func NewNode(cfg Config) (*Node, error) {
 			st.AwaitSnapshot()
 		}
 	}
+	n.publish() // before any goroutine: the owner's from now on
 	n.user = newDeliverer()
+	// The owner before the Conn, whose events need it from the start.
+	n.wg.Add(1)
+	go func() {
+		defer n.wg.Done()
+		n.own.run()
+	}()
 	sc := cfg.Session
 	sc.LocalNodeID, sc.PeerNodeID, sc.Epoch = cfg.NodeID, cfg.PeerNodeID, cfg.Epoch
 	if sc.SendBuffer == 0 {
@@ -124,6 +132,7 @@ func NewNode(cfg Config) (*Node, error) {
 		l2transport.WithLogger(log))
 	if err != nil {
 		n.cancel()
+		close(n.own.stop)
 		n.user.stop()
 		return fail(err)
 	}
@@ -151,18 +160,19 @@ func (n *Node) Close() error {
 			n.fo.closePaths(true) // then, so that the peer hears this node go
 		}
 		n.cancel()
+		close(n.own.stop)
 		n.user.stop()
 		err = n.conn.Close()
 		n.wg.Wait()
 		if n.fo != nil {
 			n.fo.work.Wait()
 		}
-		n.mu.Lock()
-		if n.act != nil {
-			n.act.Event(replica.Silent, 0, time.Now())
-		}
-		n.changed()
-		n.mu.Unlock()
+		n.own.do(func() {
+			if n.act != nil {
+				n.act.Event(replica.Silent, 0, time.Now())
+			}
+			n.changed()
+		})
 	})
 	return err
 }

@@ -73,18 +73,19 @@ type Stats struct {
 
 // Stats returns the node's counters and gauges.
 func (n *Node) Stats() Stats {
-	n.mu.Lock()
-	s := Stats{Role: n.role, Mode: n.cfg.Mode, Window: n.cfg.Window}
-	if n.act != nil {
-		st := n.act.Status()
-		s.PeerUp, s.Streaming = st.PeerUp, st.Streaming
-		s.CommittedSeq, s.AckedSeq, s.InFlight = st.Committed, st.Acked, st.InFlight
-		s.ActiveSnapshotTxnID = st.SnapshotTxn
-		s.LastPeerRefusal, s.StandbyRefusedSnapshot = st.LastRefusal, st.SnapshotRefused != ""
-	} else {
-		s.PeerUp = n.sby.PeerUp()
-	}
-	n.mu.Unlock()
+	s := Stats{Mode: n.cfg.Mode, Window: n.cfg.Window}
+	n.own.do(func() {
+		s.Role = n.role
+		if n.act != nil {
+			st := n.act.Status()
+			s.PeerUp, s.Streaming = st.PeerUp, st.Streaming
+			s.CommittedSeq, s.AckedSeq, s.InFlight = st.Committed, st.Acked, st.InFlight
+			s.ActiveSnapshotTxnID = st.SnapshotTxn
+			s.LastPeerRefusal, s.StandbyRefusedSnapshot = st.LastRefusal, st.SnapshotRefused != ""
+		} else {
+			s.PeerUp = n.sby.PeerUp()
+		}
+	})
 	s.WindowWaits = n.stats.windowWaits.Load()
 	s.Snapshots = n.stats.snapshots.Load()
 	s.ResyncRequests = n.stats.resyncAsks.Load()

@@ -17,23 +17,29 @@ import (
 // uses it to know that redundancy is (re-)established, for example before a
 // planned switchover.
 func (n *Node) WaitSynced(ctx context.Context) error {
-	n.mu.Lock()
-	if n.role != Active {
-		n.mu.Unlock()
+	var target uint64
+	active := false
+	n.own.do(func() {
+		if active = n.role == Active; active {
+			target = n.act.Status().Committed
+		}
+	})
+	if !active {
 		return fmt.Errorf("swha: wait synced: %w", ErrNotActive)
 	}
-	target := n.act.Status().Committed
-	n.mu.Unlock()
 	for {
 		ss := n.conn.Stats()
-		n.mu.Lock()
-		if n.act == nil {
-			n.mu.Unlock()
+		var done bool
+		var ch chan struct{}
+		n.own.do(func() {
+			if active = n.act != nil; active {
+				done = ss.Established && n.act.Synced(target, ss.PeerEpoch)
+			}
+			ch = n.progress
+		})
+		if !active {
 			return fmt.Errorf("swha: wait synced: %w", ErrNotActive)
 		}
-		done := ss.Established && n.act.Synced(target, ss.PeerEpoch)
-		ch := n.progress
-		n.mu.Unlock()
 		var poll <-chan time.Time
 		if done && n.fo != nil && n.fo.peerRestarted(ss.PeerEpoch) {
 			done = false

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 
+	"github.com/swha/swha/internal/replica"
 	"github.com/swha/swha/objstore"
 )
 
@@ -39,13 +40,19 @@ func (n *Node) Begin(ctx context.Context) (*Txn, error) {
 	if err != nil {
 		return nil, wrap("begin", err)
 	}
-	n.mu.Lock()
-	role, fenced := n.role, n.fenced
+	// The view, not a call: holding the write path, no commit of ours can
+	// be in flight, and a role change or fencing that the view has not
+	// caught up with yet is one that Commit still sees (it asks the owner).
+	v := n.view.Load()
+	role, fenced := v.role, v.fenced
 	var stale []uint64
-	if role == Active && !fenced {
-		stale = n.act.TakeStale()
+	if v.stale && role == Active && !fenced {
+		n.own.do(func() {
+			if n.act != nil {
+				stale = n.act.TakeStale()
+			}
+		})
 	}
-	n.mu.Unlock()
 	if fenced {
 		l.release()
 		return nil, wrap("begin", ErrFenced)
@@ -149,9 +156,8 @@ func (t *Txn) Commit(ctx context.Context) error {
 	if t.done {
 		return fmt.Errorf("swha: commit txn %d: %w", t.tx.ID(), objstore.ErrTxnDone)
 	}
-	n.mu.Lock()
-	fenced := n.fenced
-	n.mu.Unlock()
+	v := n.view.Load()
+	fenced, up := v.fenced, v.peerUp
 	if fenced {
 		// Another node is active: nothing may commit here, and the open
 		// transaction holds the write path a demotion needs.
@@ -166,9 +172,6 @@ func (t *Txn) Commit(ctx context.Context) error {
 		}
 	}
 	if t.mode == Strict {
-		n.mu.Lock()
-		up := n.act.PeerUp()
-		n.mu.Unlock()
 		if !up {
 			// Aborted rather than left open: an open transaction holds the
 			// write path, which the snapshot of a joining standby needs.
@@ -178,17 +181,11 @@ func (t *Txn) Commit(ctx context.Context) error {
 			return fmt.Errorf("swha: commit txn %d (aborted, nothing committed): %w", t.tx.ID(), ErrNoStandby)
 		}
 	}
-	seq, committed, err := n.commitStream(ctx, t.tx)
+	seq, owed, committed, err := n.commitStream(ctx, t.tx)
 	if t.part != nil {
 		t.part.ended(committed)
 	}
 	t.done = true
-	// Whether a standby is owed this transaction is decided now, with the
-	// commit, not when the wait below first looks: a standby that goes
-	// silent in between must make a sync Commit fail, not pass as solo.
-	n.mu.Lock()
-	owed := n.act.PeerUp()
-	n.mu.Unlock()
 	t.lease.release()
 	if !committed {
 		return wrap(fmt.Sprintf("commit txn %d", t.tx.ID()), err)
@@ -209,12 +206,15 @@ func (t *Txn) Commit(ctx context.Context) error {
 
 // commitStream commits tx to the store and streams its records to the
 // standby through the sink; the caller holds the write path. It returns the
-// store's seq after the commit and whether the store committed. A commit the
+// store's seq after the commit, whether a standby is owed the transaction
+// (decided with the commit, not when a wait for its ack first looks: a
+// standby that goes silent in between must make a sync Commit fail, not pass
+// as solo) and whether the store committed. A commit the
 // store took whose records did not all leave (ErrSink, or a send error the
 // sink kept) leaves a hole in the standby's stream: the core stops streaming
 // and owes a snapshot, whose acknowledgement covers this transaction too;
 // err is then that failure.
-func (n *Node) commitStream(ctx context.Context, tx objstore.Txn) (seq uint64, committed bool, err error) {
+func (n *Node) commitStream(ctx context.Context, tx objstore.Txn) (seq uint64, owed, committed bool, err error) {
 	n.sink.begin(ctx, tx.ID())
 	err = tx.Commit()
 	if err == nil {
@@ -223,15 +223,20 @@ func (n *Node) commitStream(ctx context.Context, tx objstore.Txn) (seq uint64, c
 	hole := err != nil && (errors.Is(err, objstore.ErrSink) || n.sink.err != nil)
 	committed = err == nil || hole
 	if !committed {
-		return n.store.Seq(), false, err
+		return n.store.Seq(), false, false, err
 	}
 	seq = n.store.Seq()
-	n.mu.Lock()
-	resnap := n.act.Committed(seq, hole)
-	if hole || resnap {
-		n.changed()
-	}
-	n.mu.Unlock()
+	var resnap bool
+	n.own.do(func() {
+		if n.act == nil {
+			return
+		}
+		resnap = n.act.Committed(seq, hole)
+		owed = n.act.PeerUp()
+		if hole || resnap {
+			n.changed()
+		}
+	})
 	if hole {
 		n.log.Warn("records lost on the way to the standby; resyncing", "txn", tx.ID(), "err", err)
 	}
@@ -240,7 +245,7 @@ func (n *Node) commitStream(ctx context.Context, tx objstore.Txn) (seq uint64, c
 		// have fixed what it could not hold, so offer it another.
 		n.kick()
 	}
-	return seq, true, err
+	return seq, owed, true, err
 }
 
 // waitWindow waits while a standby is streaming and Window transactions are
@@ -248,9 +253,10 @@ func (n *Node) commitStream(ctx context.Context, tx objstore.Txn) (seq uint64, c
 func (n *Node) waitWindow(ctx context.Context) error {
 	waited := false
 	for {
-		n.mu.Lock()
-		full, ch, fenced := n.act != nil && n.act.WindowFull(), n.progress, n.fenced || n.act == nil
-		n.mu.Unlock()
+		// The view: full and progress are published together, so a window
+		// freed after this read closes ch.
+		v := n.view.Load()
+		full, ch, fenced := v.full, v.progress, v.fenced || v.role != Active
 		if fenced {
 			return ErrFenced
 		}
@@ -275,14 +281,17 @@ func (n *Node) waitWindow(ctx context.Context) error {
 // ends. owed says a standby was connected when the transaction committed.
 func (n *Node) waitAcked(ctx context.Context, seq uint64, owed bool) error {
 	for {
-		n.mu.Lock()
-		if n.act == nil { // demoted
-			n.mu.Unlock()
-			return ErrFenced
-		}
-		o, ch, fenced := n.act.Outcome(seq, owed), n.progress, n.fenced
-		n.mu.Unlock()
+		var o replica.Outcome
+		var ch chan struct{}
+		active, fenced := false, false
+		n.own.do(func() {
+			if active = n.act != nil; active {
+				o, ch, fenced = n.act.Outcome(seq, owed), n.progress, n.fenced
+			}
+		})
 		switch {
+		case !active: // demoted
+			return ErrFenced
 		case fenced && !o.Done:
 			return ErrFenced
 		case o.Refused != "":

@@ -215,3 +215,18 @@ type CommitInfo struct {
 	// standby is neither Acked nor Solo: it is on its way.
 	Solo bool
 }
+
+// ownView is what the owner publishes after each call for the questions of
+// the commit path that step no core: whether a transaction may begin or
+// commit, and whether the window has room. Reading it costs no hand-over
+// to the owner, which is what keeps a commit to one (commitStream's).
+// Being a copy, it may be older than the core by the calls in flight; each
+// reader says why that is safe for it.
+type ownView struct {
+	role     Role
+	fenced   bool
+	peerUp   bool // Active.PeerUp
+	full     bool // Active.WindowFull
+	stale    bool // Active.HasStale: Begin must call the owner to take them
+	progress chan struct{}
+}

@@ -285,6 +285,9 @@ func (a *Active) TakeStale() []uint64 {
 	return s
 }
 
+// HasStale says whether TakeStale has objects to hand out.
+func (a *Active) HasStale() bool { return len(a.stale) > 0 }
+
 // Work says what the driver should run now on the write path: repairs and a
 // replay are taken (they are the driver's from now on); a snapshot stays owed
 // until StartSnapshot. A snapshot is held back while a coordinated
