@@ -134,7 +134,7 @@ func (n *Node) sendSnapshot() error {
 		return nil
 	}
 	n.sink.begin(n.ctx, 0)
-	txn, err := n.store.Snapshot()
+	txn, err := n.repl.Snapshot()
 	if err == nil {
 		err = n.sink.flush()
 	}
@@ -146,7 +146,7 @@ func (n *Node) sendSnapshot() error {
 		// WaitSynced wakes sees this snapshot's count.
 		// Only the count: the list costs seconds at a million objects,
 		// with the write path held.
-		leaks := n.store.LeakCount()
+		leaks := n.repl.LeakCount()
 		n.stats.leaks.Store(uint64(leaks))
 		if leaks > 0 {
 			n.log.Debug("unreachable dynamic objects (not in a group, no pointer from a root)", "count", leaks)
@@ -172,7 +172,7 @@ func (n *Node) sendSnapshot() error {
 		return fmt.Errorf("swha: snapshot: %w", err)
 	}
 	n.log.Info("snapshot sent to standby", "txn", txn, "objects", n.store.Len(), "seq", n.store.Seq())
-	if d := n.store.SnapshotDangling(); d > 0 {
+	if d := n.repl.SnapshotDangling(); d > 0 {
 		n.log.Warn("snapshot sent pointers to deleted objects as nil", "count", d)
 	}
 	return nil
@@ -206,7 +206,7 @@ func (n *Node) sendReplay(r replica.Range) error {
 	if !start {
 		return nil
 	}
-	msgs := n.store.Announcements()
+	msgs := n.repl.Announcements()
 	for _, e := range ents {
 		msgs = e.Records(msgs)
 	}
@@ -248,7 +248,7 @@ func (n *Node) runRepairs(reqs []replica.Repair) error {
 	}
 	for _, r := range reqs {
 		bad := append(slices.Clone(n.repairBad[r.Seq]), r.Object)
-		if err := n.store.MarkStale(bad...); err != nil {
+		if err := n.repl.MarkStale(bad...); err != nil {
 			return fmt.Errorf("swha: repair of seq %d: %w", r.Seq, err)
 		}
 		if len(bad) > maxRepairChain {

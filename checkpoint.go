@@ -24,7 +24,7 @@ func (n *Node) loadCheckpoint(path string) error {
 	}
 	if n.cfg.Role == Active {
 		// Loaded into a standby store, as objstore requires; now take over.
-		if _, err := n.store.Promote(); err != nil {
+		if _, err := n.repl.Promote(); err != nil {
 			return fmt.Errorf("swha: restore active from checkpoint %s: %w", path, err)
 		}
 	}

@@ -54,7 +54,7 @@ func (n *Node) demote(epoch uint32) (discarded uint64, err error) {
 	// The store first, off the owner (it may wait for readers): fenced and
 	// holding the write path, nothing commits meanwhile, and the core may
 	// still take acks.
-	rep, err := n.store.Demote()
+	rep, err := n.repl.Demote()
 	if err != nil {
 		n.applyMu.Unlock()
 		return 0, fmt.Errorf("swha: demote: %w", err)

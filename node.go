@@ -19,6 +19,7 @@ import (
 
 	"github.com/swha/swha/failover"
 	"github.com/swha/swha/heartbeat"
+	"github.com/swha/swha/internal/replhooks"
 	"github.com/swha/swha/internal/replica"
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/objstore"
@@ -94,6 +95,7 @@ type Node struct {
 	cfg   Config
 	log   *slog.Logger
 	store *objstore.Store
+	repl  replhooks.Store // the same store's replication hooks
 	conn  *l2transport.Conn
 	write writePath  // one transaction, snapshot, replay or repair at a time
 	user  *deliverer // runs the application's callbacks, in order

@@ -80,12 +80,12 @@ func (n *Node) onEvent(ev l2transport.Event) {
 		return
 	}
 	if await {
-		n.store.AwaitSnapshot()
+		n.repl.AwaitSnapshot()
 	}
 	if resume {
 		// Tell the active which version we run and what we hold, so that
 		// it can replay from there rather than send everything.
-		snap, seq := n.store.ResumeStream()
+		snap, seq := n.repl.ResumeStream()
 		n.own.do(func() {
 			if n.sby != nil {
 				n.sby.Resume(snap, seq)
@@ -94,7 +94,7 @@ func (n *Node) onEvent(ev l2transport.Event) {
 	}
 	if standby {
 		n.notePending()
-		holds := n.store.SnapshotID() != 0 && !n.store.AwaitingSnapshot()
+		holds := n.store.SnapshotID() != 0 && !n.repl.AwaitingSnapshot()
 		n.own.do(func() { n.standbyHot(holds) })
 	}
 	n.kick()

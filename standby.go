@@ -25,11 +25,11 @@ func (n *Node) apply(rec []byte) {
 		n.applyMu.Unlock()
 		return
 	}
-	err := n.store.Apply(rec)
+	err := n.repl.Apply(rec)
 	if err != nil && n.afterRefusedApply != nil {
 		n.afterRefusedApply()
 	}
-	refs, dropped := n.store.TakeRefusals()
+	refs, dropped := n.repl.TakeRefusals()
 	if err != nil || len(refs) > 0 || dropped > 0 {
 		n.judgeApply(err, refs, dropped)
 	}
@@ -38,8 +38,8 @@ func (n *Node) apply(rec []byte) {
 	// anything else the application does once its commit is acknowledged)
 	// queues its hooks after this transaction's changes.
 	var notified <-chan struct{}
-	if n.store.NotifyPending() {
-		notified = n.user.queueDone(n.store.Notify)
+	if n.repl.NotifyPending() {
+		notified = n.user.queueDone(n.repl.Notify)
 	}
 	n.applyMu.Unlock()
 	n.kick()
@@ -58,7 +58,7 @@ func (n *Node) judgeApply(err error, refs []objstore.Refusal, dropped uint64) {
 		NotRepresentable: errors.Is(err, objstore.ErrNotRepresentable),
 		Dropped:          dropped,
 		Snap:             n.store.SnapshotID(),
-		Awaiting:         n.store.AwaitingSnapshot(),
+		Awaiting:         n.repl.AwaitingSnapshot(),
 	}
 	for _, f := range refs {
 		var te *objstore.TransformError
@@ -78,7 +78,7 @@ func (n *Node) judgeApply(err error, refs []objstore.Refusal, dropped uint64) {
 		}
 	})
 	if v.AwaitSnapshot {
-		n.store.AwaitSnapshot()
+		n.repl.AwaitSnapshot()
 	}
 	if v.Resync {
 		n.stats.applyErrors.Add(1)
@@ -90,8 +90,8 @@ func (n *Node) judgeApply(err error, refs []objstore.Refusal, dropped uint64) {
 // notePending publishes the store's staged and held counts for Stats. The
 // caller holds applyMu.
 func (n *Node) notePending() {
-	n.stagedN.Store(int64(n.store.Staged()))
-	n.heldN.Store(int64(n.store.Held()))
+	n.stagedN.Store(int64(n.repl.Staged()))
+	n.heldN.Store(int64(n.repl.Held()))
 }
 
 // standbyOutput sends what the standby core owes the active.
@@ -103,7 +103,7 @@ func (n *Node) standbyOutput() {
 	}
 	// Read with no Apply in progress (see replica.Standby.Ready).
 	snap, applied := n.store.SnapshotID(), n.store.AppliedSeq()
-	holds := snap != 0 && !n.store.AwaitingSnapshot()
+	holds := snap != 0 && !n.repl.AwaitingSnapshot()
 	var o replica.Output
 	n.own.do(func() {
 		if n.sby != nil {
@@ -161,7 +161,7 @@ func (n *Node) Promote() ([][]byte, error) {
 	if n.Role() != Standby {
 		return nil, fmt.Errorf("swha: promote: %w", ErrNotStandby)
 	}
-	intents, err := n.store.Promote()
+	intents, err := n.repl.Promote()
 	if err != nil {
 		return nil, fmt.Errorf("swha: promote: %w", err)
 	}

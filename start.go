@@ -91,7 +91,7 @@ func NewNode(cfg Config) (*Node, error) {
 		n.cancel()
 		return fail(err)
 	}
-	n.store = st
+	n.store, n.repl = st, st
 	for name, obj := range cfg.Statics {
 		if err := st.RegisterStatic(name, obj); err != nil {
 			n.cancel()

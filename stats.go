@@ -98,7 +98,7 @@ func (n *Node) Stats() Stats {
 	s.Repairs = n.stats.repairs.Load()
 	s.Unrepaired = n.stats.unrepaired.Load()
 	s.AppliedSeq = n.store.AppliedSeq()
-	s.AwaitingSnapshot = n.store.AwaitingSnapshot()
+	s.AwaitingSnapshot = n.repl.AwaitingSnapshot()
 	s.StandbySnapshotTxn = n.store.SnapshotID()
 	s.ObjectCount = n.store.Len()
 	if s.Role == Standby {

@@ -63,7 +63,7 @@ func (n *Node) Begin(ctx context.Context) (*Txn, error) {
 	}
 	if len(stale) > 0 {
 		// The standby refused changes to these: resend them whole.
-		if err := n.store.MarkStale(stale...); err != nil {
+		if err := n.repl.MarkStale(stale...); err != nil {
 			n.log.Warn("mark refused objects stale", "err", err)
 		}
 	}
