@@ -3,6 +3,7 @@ package swha
 import (
 	"cmp"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"os"
@@ -366,8 +367,16 @@ func (fd *foDriver) do(a failover.Action) func(time.Time) {
 		epoch := epochOf(a.Generation, fd.inc)
 		fd.offLoop(func() func(time.Time) {
 			discarded, err := n.demote(epoch)
-			if err != nil {
-				fd.log.Error("failover: demotion failed", "err", err)
+			for err != nil && !errors.Is(err, ErrNotActive) {
+				// Not done, so not reported as done: the node stays fenced
+				// (it commits nothing) and tries again, unless it is closing.
+				fd.log.Error("failover: demotion failed; fenced, trying again", "err", err)
+				select {
+				case <-n.ctx.Done():
+					return func(time.Time) {}
+				case <-time.After(fd.pollEvery()):
+				}
+				discarded, err = n.demote(epoch)
 			}
 			n.follow(uint32(a.Generation))
 			fd.setEpoch(epoch)
