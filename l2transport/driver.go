@@ -770,9 +770,22 @@ func (c *Conn) logEvent(ev Event) {
 				"discarded_bytes", ev.DiscardedBytes, "recv_discarded", ev.RecvDiscarded)
 			return
 		}
+		if ev.Reformed || ev.PeerReset {
+			log.Warn("stream re-formed with the real peer after an incarnation conflict", "peer", ev.PeerNodeID,
+				"old_epoch", ev.OldPeerEpoch, "new_epoch", ev.PeerEpoch, "reformed", ev.Reformed, "peer_reset", ev.PeerReset)
+			return
+		}
 		log.Warn("peer restarted; stream reset", "peer", ev.PeerNodeID, "old_epoch", ev.OldPeerEpoch,
 			"new_epoch", ev.PeerEpoch, "discarded_msgs", ev.DiscardedMessages, "discarded_bytes", ev.DiscardedBytes,
 			"recv_discarded", ev.RecvDiscarded)
+	case EventIncarnationConflict:
+		if ev.ConflictSelf {
+			log.Warn("another node speaks with this node's ID: an impersonator on the HA link, or this node is split in two",
+				"node", ev.PeerNodeID, "other_epoch", ev.ConflictEpoch)
+			return
+		}
+		log.Warn("two incarnations of the peer speak at once: an impersonator on the HA link, or a split peer; the stream follows the newer until it falls silent",
+			"peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch, "other_epoch", ev.ConflictEpoch)
 	case EventPeerSilent:
 		if ev.AckStall {
 			log.Warn("peer heard but not acknowledging; counted as silent", "peer", ev.PeerNodeID, "peer_epoch", ev.PeerEpoch)

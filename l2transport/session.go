@@ -138,6 +138,8 @@ type Session struct {
 	// this stream.
 	ackCtr        uint64
 	peerAckCtr    uint64
+	helloCtr      uint64 // numbers our hellos
+	peerHelloCtr  uint64 // the highest of the peer incarnation's seen
 	heardAny      bool
 	lastHeard     time.Time
 	silent        bool
@@ -147,6 +149,18 @@ type Session struct {
 	// a peer still heard.
 	stallFrom time.Time
 	stalled   bool
+
+	// Fencing. prev is the peer incarnation the stream left for a newer
+	// epoch, with the highest counters it was heard with: a frame of it
+	// with a higher one is new, so two incarnations of the peer's node ID
+	// speak at once (an impersonator or a split), and if the newer one has
+	// gone silent the stream goes back to the older one (reform).
+	prevValid    bool
+	prevEpoch    uint32
+	prevInc      uint64
+	prevAckCtr   uint64
+	prevHelloCtr uint64
+	conflictAt   time.Time // the last incarnation conflict; zero: none yet
 
 	// Output, valid until Advance.
 	outBuf         []byte
@@ -160,7 +174,7 @@ type Session struct {
 
 	h      frame.Header // decode scratch
 	oh     frame.Header // encode scratch
-	hello  [helloExtLen]byte
+	hello  [helloCtrLen]byte
 	ackPay [ackLen]byte
 	stats  SessionStats
 }
@@ -487,6 +501,11 @@ func (s *Session) Step(pdu []byte, now time.Time) error {
 	switch {
 	case h.NodeID == s.cfg.LocalNodeID:
 		s.drop(DropSelf)
+		if epochNewer(h.Epoch, s.cfg.Epoch) {
+			// Not a loop (that reflects our own epoch): a node speaks
+			// with our node ID and a newer epoch, which wins at the peer.
+			s.conflict(h.NodeID, h.Epoch, true)
+		}
 		return nil
 	case s.peerNode != 0 && h.NodeID != s.peerNode:
 		s.drop(DropWrongNode)
@@ -523,12 +542,21 @@ func (s *Session) onHello(h *frame.Header, payload []byte) {
 		inc = binary.BigEndian.Uint64(payload[16:])
 		seenInc = binary.BigEndian.Uint64(payload[24:])
 	}
+	// ctr 0: a sender before hello counters, whose replays cannot be told.
+	var ctr uint64
+	if len(payload) >= helloCtrLen {
+		ctr = binary.BigEndian.Uint64(payload[32:])
+	}
 	if s.peerEpoch != 0 && h.Epoch != s.peerEpoch {
 		if !epochNewer(h.Epoch, s.peerEpoch) {
-			s.drop(DropStaleEpoch)
-			return
+			if !s.fromPrev(h, inc, ctr, 0) {
+				s.drop(DropStaleEpoch)
+				return
+			}
+			// Reformed with this incarnation: a hello of the current one.
+		} else {
+			s.restart(h.Epoch, restartNewer)
 		}
-		s.restart(h.Epoch, false)
 	} else if s.peerEpoch != 0 && inc != 0 && s.peerInc != 0 && inc != s.peerInc {
 		// The peer's epoch, another incarnation: it restarted and reused
 		// its epoch, unless this is a late frame of one it replaced.
@@ -539,7 +567,22 @@ func (s *Session) onHello(h *frame.Header, payload []byte) {
 		s.retiredInc[s.retiredNext] = s.peerInc
 		s.retiredNext = (s.retiredNext + 1) % len(s.retiredInc)
 		s.stats.PeerEpochReuses++
-		s.restart(h.Epoch, true)
+		s.restart(h.Epoch, restartReused)
+	}
+	if ctr != 0 {
+		if ctr <= s.peerHelloCtr {
+			// Sent before one already seen: a duplicate or a replay. It says
+			// nothing of the peer now and draws no answer.
+			s.drop(DropRepeatHello)
+			return
+		}
+		s.peerHelloCtr = ctr
+		if seenEpoch != 0 && (epochNewer(seenEpoch, s.cfg.Epoch) ||
+			(seenEpoch == s.cfg.Epoch && ext && seenInc != 0 && seenInc != s.inc)) {
+			// The peer names as us an incarnation newer than ours, or
+			// another with our epoch: someone speaks with our node ID.
+			s.conflict(s.cfg.LocalNodeID, seenEpoch, true)
+		}
 	}
 	if s.peerEpoch == 0 {
 		s.peerEpoch = h.Epoch
@@ -550,27 +593,90 @@ func (s *Session) onHello(h *frame.Header, payload []byte) {
 	if s.peerInc == 0 {
 		s.peerInc = inc
 	}
+	echoes := seenEpoch == s.cfg.Epoch && seenISN == s.isn && (!ext || seenInc == s.inc)
 	if s.established {
-		// The peer's current incarnation, on a stream already up: it missed
-		// our HelloAck, or someone replays its hello. Neither says it is
-		// alive now, and answering every one would let a replayer make us
-		// send at its rate.
-		s.drop(DropRepeatHello)
-		if h.Type == frame.TypeHello && s.now.Sub(s.lastHelloAck) >= s.cfg.MinRTO {
-			s.needHelloAck = true
+		if ctr == 0 || echoes {
+			// The peer's current incarnation, on a stream already up: it
+			// missed our HelloAck, or (without a counter to tell) someone
+			// replays its hello. Answering every one of the latter would
+			// let a replayer make us send at its rate.
+			s.drop(DropRepeatHello)
+			if ctr != 0 {
+				s.heard()
+			}
+			if h.Type == frame.TypeHello && s.now.Sub(s.lastHelloAck) >= s.cfg.MinRTO {
+				s.needHelloAck = true
+			}
+			return
 		}
-		return
+		// A new hello of the same incarnation that does not know our
+		// stream: the peer dropped it, having followed another node that
+		// spoke with our node ID (or a newer stream of its own it then
+		// left). Our stream is dead on its side; start a new one, or both
+		// would stay established on streams the other no longer has.
+		s.stats.PeerResets++
+		saved := s.peerHelloCtr
+		s.restart(h.Epoch, restartReset)
+		s.peerInc, s.peerHelloCtr = inc, saved
 	}
 	s.heard()
 	if h.Type == frame.TypeHello {
 		s.needHelloAck = true
 	}
 	s.peerISN = h.Seq
-	if seenEpoch == s.cfg.Epoch && seenISN == s.isn && (!ext || seenInc == s.inc) {
+	if echoes {
 		s.establish(uint64(wnd))
 		// Tell the peer at once that we have its ISN, rather than leave it to
 		// its Hello timer.
 		s.needHelloAck = true
+	}
+}
+
+// fromPrev takes a frame of an older epoch than the peer's (dropped unless
+// this returns true) and reports whether it made the stream go back to that
+// incarnation. A frame of the incarnation the stream left with a counter
+// above the highest seen from it (a hello's ctr, or an ack's ackCtr) was sent
+// since: two incarnations of the peer's node ID speak, an impersonator and
+// the real node, or the two sides of a split. That is an alarm; and if the
+// newer one has been silent for DeadInterval (the intruder stopped) while the
+// older one speaks, the older one is the peer, and the stream goes back to
+// it, without a restart by hand.
+func (s *Session) fromPrev(h *frame.Header, inc, helloCtr, ackCtr uint64) (reformed bool) {
+	if !s.prevValid || h.Epoch != s.prevEpoch {
+		return false
+	}
+	switch {
+	case helloCtr != 0 && helloCtr > s.prevHelloCtr && (inc == 0 || s.prevInc == 0 || inc == s.prevInc):
+	case ackCtr != 0 && ackCtr > s.prevAckCtr:
+	default:
+		return false // a replay, a late frame or one that cannot tell
+	}
+	s.conflict(h.NodeID, h.Epoch, false)
+	if s.now.Sub(s.lastHeard) < s.cfg.DeadInterval {
+		if helloCtr > s.prevHelloCtr {
+			s.prevHelloCtr = helloCtr
+		}
+		s.prevAckCtr = max(s.prevAckCtr, ackCtr)
+		return false
+	}
+	prevInc, prevHello, prevAck := s.prevInc, s.prevHelloCtr, s.prevAckCtr
+	s.stats.PeerReforms++
+	s.restart(s.prevEpoch, restartReformed)
+	s.peerInc, s.peerHelloCtr, s.peerAckCtr = prevInc, prevHello, max(prevAck, ackCtr)
+	return true
+}
+
+// conflict counts a frame that shows two incarnations of node at once
+// (epoch the other's), and reports it in an EventIncarnationConflict at most
+// once per DeadInterval of conflicts, so that an intruder cannot flood the
+// log. self says the node is this one.
+func (s *Session) conflict(node uint64, epoch uint32, self bool) {
+	s.stats.IncarnationConflicts++
+	first := s.conflictAt.IsZero() || s.now.Sub(s.conflictAt) >= s.cfg.DeadInterval
+	s.conflictAt = s.now
+	if first {
+		s.events = append(s.events, Event{Kind: EventIncarnationConflict, At: s.now, PeerNodeID: node,
+			PeerEpoch: s.peerEpoch, ConflictEpoch: epoch, ConflictSelf: self})
 	}
 }
 
@@ -594,11 +700,31 @@ func (s *Session) establish(wnd uint64) {
 	s.events = append(s.events, Event{Kind: EventEstablished, At: s.now, PeerNodeID: s.peerNode, PeerEpoch: s.peerEpoch})
 }
 
-// restart throws away the stream with the old peer incarnation; reused says
-// that the new one has the same epoch.
-func (s *Session) restart(newEpoch uint32, reused bool) {
+// restartWhy says why the stream restarts.
+type restartWhy uint8
+
+const (
+	restartNewer    restartWhy = iota // a newer peer epoch
+	restartReused                     // a new incarnation with the old one's epoch
+	restartReset                      // the same incarnation dropped our stream
+	restartReformed                   // back to the incarnation a newer one replaced
+)
+
+// restart throws away the stream with the old peer incarnation and begins
+// one with the incarnation of newEpoch.
+func (s *Session) restart(newEpoch uint32, why restartWhy) {
 	ev := Event{Kind: EventPeerRestarted, At: s.now, PeerNodeID: s.peerNode, PeerEpoch: newEpoch, OldPeerEpoch: s.peerEpoch,
-		EpochReused: reused, SentBefore: s.stats.MessagesSent}
+		EpochReused: why == restartReused, PeerReset: why == restartReset, Reformed: why == restartReformed,
+		SentBefore: s.stats.MessagesSent}
+	switch why {
+	case restartNewer:
+		s.prevValid, s.prevEpoch, s.prevInc = true, s.peerEpoch, s.peerInc
+		s.prevAckCtr, s.prevHelloCtr = s.peerAckCtr, s.peerHelloCtr
+	case restartReformed:
+		// The intruder's epoch is newer: should it speak again, it takes
+		// the stream again (and is reported again), as any newer epoch.
+		s.prevValid = false
+	}
 	var lastTxn uint64
 	for i := range s.sqLen {
 		f := s.sqAt(i)
@@ -646,7 +772,8 @@ func (s *Session) restart(newEpoch uint32, reused bool) {
 	s.peerEpoch = newEpoch
 	s.peerInc = 0 // the new incarnation's Hello tells
 	s.peerISN = 0
-	s.peerAckCtr = 0 // the new stream's acks count from its own start
+	s.peerAckCtr = 0   // the new stream's acks count from its own start
+	s.peerHelloCtr = 0 // and so do the new incarnation's hellos
 	s.needHello = true
 	s.stats.PeerRestarts++
 	s.events = append(s.events, ev)
@@ -695,9 +822,19 @@ func (s *Session) onStream(h *frame.Header, payload []byte) {
 		if epochNewer(h.Epoch, s.peerEpoch) {
 			s.drop(DropUnknownEpoch)
 			s.helloSoon()
-		} else {
-			s.drop(DropStaleEpoch)
+			return
 		}
+		var ctr uint64
+		if h.Type == frame.TypeAck && len(payload) >= ackLen {
+			ctr = binary.BigEndian.Uint64(payload[ackWndLen:])
+		}
+		if s.fromPrev(h, 0, 0, ctr) {
+			// Back to this incarnation, whose stream is gone: hello.
+			s.drop(DropNotEstablished)
+			s.helloSoon()
+			return
+		}
+		s.drop(DropStaleEpoch)
 		return
 	}
 	if !s.established {
@@ -1480,6 +1617,8 @@ func (s *Session) emitHello(t frame.Type) {
 	binary.BigEndian.PutUint32(p[12:], wnd)
 	binary.BigEndian.PutUint64(p[16:], s.inc)
 	binary.BigEndian.PutUint64(p[24:], seenInc)
+	s.helloCtr++
+	binary.BigEndian.PutUint64(p[32:], s.helloCtr)
 	if s.established {
 		s.advEdge = s.rcvNext + uint64(wnd)
 	}

@@ -108,10 +108,13 @@ const (
 // seen (4), peer ISN seen (8), receive window in frames (4). helloExtLen adds
 // the sender's incarnation (8) and the peer incarnation seen (8); a sender
 // before the extension sends helloLen bytes, and a receiver before it ignores
-// the bytes beyond, so either end may be older.
+// the bytes beyond, so either end may be older. helloCtrLen adds the sender's
+// hello counter (8), which grows with every Hello and HelloAck a Session
+// sends, so that a replayed or duplicated one is told from a new one.
 const (
 	helloLen    = 16
 	helloExtLen = helloLen + 16
+	helloCtrLen = helloExtLen + 8
 )
 
 // The TypeAck payload: receive window in frames (4), then the sender's ack

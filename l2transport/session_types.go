@@ -44,6 +44,16 @@ const (
 	// EventPeerAlive: the peer was heard again after EventPeerSilent; after
 	// an ack stall, once it acknowledges something new.
 	EventPeerAlive
+	// EventIncarnationConflict: frames of two incarnations of one node ID
+	// arrive interleaved, each new (not a replay): someone speaks with the
+	// peer's node ID (or, ConflictSelf, with ours) besides the real node, or
+	// the node is split in two. PeerNodeID is that node ID and
+	// ConflictEpoch the other incarnation's epoch. Reported at most once per
+	// DeadInterval of conflicts; SessionStats.IncarnationConflicts counts
+	// every such frame. The stream follows the newer epoch while both speak
+	// and goes back to the older one once the newer is silent
+	// (EventPeerRestarted with Reformed).
+	EventIncarnationConflict
 )
 
 func (k EventKind) String() string {
@@ -56,6 +66,8 @@ func (k EventKind) String() string {
 		return "PeerSilent"
 	case EventPeerAlive:
 		return "PeerAlive"
+	case EventIncarnationConflict:
+		return "IncarnationConflict"
 	}
 	return "EventKind(" + strconv.Itoa(int(k)) + ")"
 }
@@ -79,6 +91,19 @@ type Event struct {
 	// flight: a peer that will not acknowledge counts as lost in the same
 	// bound as a silent one (SessionStats.AckStalls).
 	AckStall bool
+	// PeerReset (EventPeerRestarted only): the peer's incarnation did not
+	// change, but it dropped our stream (it sent a new hello that does not
+	// know it), having followed another node with our node ID.
+	PeerReset bool
+	// Reformed (EventPeerRestarted only): PeerEpoch is older than
+	// OldPeerEpoch: the newer incarnation went silent while the one it had
+	// replaced kept speaking, and the stream went back to the latter (see
+	// EventIncarnationConflict).
+	Reformed bool
+	// EventIncarnationConflict only: the epoch of the incarnation that
+	// conflicts with the known one, and whether the node ID is ours.
+	ConflictEpoch uint32
+	ConflictSelf  bool
 
 	// EventPeerRestarted only: sent messages that the old incarnation had not
 	// acknowledged, their payload bytes and their distinct non-zero transaction
@@ -164,6 +189,12 @@ type SessionStats struct {
 	PeerEpochReuses uint64
 	// AckStalls counts EventPeerSilent events with AckStall set.
 	AckStalls uint64
+	// IncarnationConflicts counts new frames showing two incarnations of
+	// one node ID at once (EventIncarnationConflict); PeerResets and
+	// PeerReforms count restarts with Event.PeerReset and Event.Reformed.
+	IncarnationConflicts uint64
+	PeerResets           uint64
+	PeerReforms          uint64
 	// Restarts counts Conn.Restart calls; always 0 from Session.Stats.
 	Restarts uint64
 
@@ -202,6 +233,9 @@ func (st *SessionStats) addCounters(o *SessionStats) {
 	st.PeerRestarts += o.PeerRestarts
 	st.PeerEpochReuses += o.PeerEpochReuses
 	st.AckStalls += o.AckStalls
+	st.IncarnationConflicts += o.IncarnationConflicts
+	st.PeerResets += o.PeerResets
+	st.PeerReforms += o.PeerReforms
 	st.Restarts += o.Restarts
 	for i := range st.DecodeErrors {
 		st.DecodeErrors[i] += o.DecodeErrors[i]
