@@ -2,7 +2,6 @@ package l2transport
 
 import (
 	"bytes"
-	"fmt"
 	"testing"
 	"time"
 
@@ -217,8 +216,8 @@ func testRogueHijack(t *testing.T, imperson int, key, rogueKey string, hijacked 
 	if got := m.msgs[1]; got[len(got)-1] != "after" {
 		t.Fatalf("B's last messages %q, want after", got)
 	}
-	t.Log(fmt.Sprintf("victim: %d conflicts, re-formed %v after the rogue stopped; impersonated: %d conflicts, %d resets",
-		vst.IncarnationConflicts, reformedAt.Sub(stop), ist.IncarnationConflicts, real[imperson].Stats().PeerResets))
+	t.Logf("victim: %d conflicts, re-formed %v after the rogue stopped; impersonated: %d conflicts, %d resets",
+		vst.IncarnationConflicts, reformedAt.Sub(stop), ist.IncarnationConflicts, real[imperson].Stats().PeerResets)
 }
 
 // TestReplayedHelloNotAnswered: with hello counters, a replayed or
