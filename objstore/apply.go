@@ -69,8 +69,10 @@ type applyState struct {
 	// so that validation decodes each Create straight into its object (the
 	// object is not in the store yet, so no reader sees it) and pointers to
 	// objects created later in the step resolve. A step that fails leaves
-	// them to the collector.
-	objs overlayTab
+	// them to the collector, or, in an arena, to releaseStray, which is why
+	// arenaNew lists those.
+	objs     overlayTab
+	arenaNew []arenaObj
 	// staging: references resolved while validating are also noted, to be
 	// checked against the state at the end of the step.
 	staging bool
@@ -406,6 +408,7 @@ func (s *Store) Promote() ([][]byte, error) {
 	s.targets = newPtrIndex(0)
 	s.pages = map[uintptr][]int32{}
 	s.sbyPtrs.Store(nil) // byPtr answers IDOf from now on
+	s.flushArenaLimbo()  // the active frees a deleted object's slot at once
 	var maxID uint64
 	for i := range int32(s.ents.len()) {
 		e := s.ents.at(i)
@@ -422,6 +425,7 @@ func (s *Store) Promote() ([][]byte, error) {
 		e.shadow = newShadow(e.t, e.ptr)
 		s.byPtr.setShadow(e.ptr, e.shadow)
 		e.flags |= fStale
+		s.staleArena(e)
 		if e.flags&fStatic == 0 {
 			maxID = max(maxID, e.id)
 		}
@@ -695,6 +699,10 @@ func (s *Store) applyTxns(sts []*stagedTxn) error {
 	defer func() { a.snapshot = false }()
 	var h recHead
 	a.objs.reset()
+	if s.arenas != nil {
+		s.flushArenaLimbo()
+		defer s.releaseStray()
+	}
 	for _, st := range sts {
 		s.allocCreates(st, &h)
 	}
@@ -732,7 +740,7 @@ func (s *Store) applyTxns(sts []*stagedTxn) error {
 func (s *Store) dropDynamic() {
 	for i := range int32(s.ents.len()) {
 		if e := s.ents.at(i); e.flags&fLive != 0 && e.flags&fStatic == 0 {
-			s.remove(i)
+			s.removeForGood(i)
 		}
 	}
 }
@@ -749,7 +757,7 @@ func (s *Store) allocCreates(st *stagedTxn, h *recHead) {
 			continue
 		}
 		if _, dup := a.objs.get(h.id); !dup {
-			a.objs.set(h.id, overlayObj{t: h.t, ptr: reflect.New(h.t.rt).UnsafePointer()})
+			a.objs.set(h.id, overlayObj{t: h.t, ptr: s.newObject(h.t)})
 		}
 	}
 }
@@ -795,7 +803,7 @@ func (s *Store) decodeTxn(st *stagedTxn, hp *recHead, notify bool) {
 			if notify {
 				a.changes = append(a.changes, s.change(st.id, OpDelete, i))
 			}
-			s.remove(i)
+			s.removeForGood(i)
 		case recDeleteGroup:
 			g := s.groups[h.group]
 			for i := g.head; i >= 0; {
@@ -807,7 +815,7 @@ func (s *Store) decodeTxn(st *stagedTxn, hp *recHead, notify bool) {
 				if notify {
 					a.changes = append(a.changes, s.change(st.id, OpDelete, i))
 				}
-				s.remove(i)
+				s.removeForGood(i)
 				i = next
 			}
 		case recMessage:

@@ -268,7 +268,7 @@ func (s *Store) referrerError(d int32) error {
 	}
 	rewritten := map[entField]bool{}
 	for _, c := range s.shadowCopies {
-		rewritten[entField(c)] = true
+		rewritten[entField{c.ent, c.field}] = true
 	}
 	de := s.ents.at(d)
 	for i := range int32(s.ents.len()) {

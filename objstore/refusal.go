@@ -54,6 +54,7 @@ func (s *Store) MarkStale(ids ...uint64) error {
 	for _, id := range ids {
 		if i, ok := s.byID.get(id); ok {
 			s.ents.at(i).flags |= fStale
+			s.staleArena(s.ents.at(i))
 		}
 	}
 	return nil

@@ -104,6 +104,7 @@ func (s *Store) markAbsent(id uint64) {
 	if i, ok := s.byID.get(id); ok {
 		if e := s.ents.at(i); e.flags&(fStatic|fPendingCreate) == 0 {
 			e.flags |= fAbsent | fStale
+			s.staleArena(e)
 			s.absentSeen = true
 		}
 	}

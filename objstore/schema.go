@@ -140,6 +140,7 @@ type typeInfo struct {
 	schemaEnc  []byte
 	interiorOf bool // some interior pointer targets this type: keep an address index
 	refTarget  bool // some pointer (to it, or into it) can target this type
+	arena      bool // InArena: objects live in the store's arena of the type
 }
 
 type run struct {
@@ -222,6 +223,16 @@ func (r *Registry) Register(name string, proto any, opts ...TypeOption) error {
 		return fmt.Errorf("objstore: register %s: %w", name, err)
 	}
 	ti.root = root
+	if ti.arena {
+		if err := arenaLayout(rt, ""); err != nil {
+			delete(r.byType, rt)
+			return fmt.Errorf("objstore: register %s: in arena: %w", name, err)
+		}
+		if rt.Size() == 0 {
+			delete(r.byType, rt)
+			return fmt.Errorf("objstore: register %s: in arena: zero-size type: %w", name, ErrUnsupported)
+		}
+	}
 	ti.compileRuns()
 	r.types = append(r.types, ti)
 	r.byName[name] = ti

@@ -95,6 +95,9 @@ func (t Txn) CreateIn(g *Group, obj any) (uint64, error) {
 	if g != nil && s.groups[g.id] != g {
 		return 0, fmt.Errorf("objstore: txn %d: create %s: group %q is not of this store", t.id, ti.name, g.name)
 	}
+	if err := s.arenaCreate(ti, p); err != nil {
+		return 0, fmt.Errorf("objstore: txn %d: create %w", t.id, err)
+	}
 	id := s.nextID
 	s.nextID++
 	i := s.insert(id, ti, p, g, fLive|fPendingCreate)
@@ -185,7 +188,9 @@ func (t Txn) DeleteGroup(g *Group) error {
 }
 
 // Sync scans every object at commit and sends what changed (transparent
-// mode, for code that cannot say what it changed).
+// mode, for code that cannot say what it changed). Of the objects in
+// arenas it diffs only those on the pages the kernel reports written since
+// the last Sync (see InArena).
 func (t Txn) Sync() error {
 	if err := t.check("sync"); err != nil {
 		return err
@@ -450,15 +455,9 @@ func (s *Store) encodeTxn(txn uint64) error {
 		case opResend:
 			err = s.encodeResend(txn, o)
 		case opSync:
-			for i := range int32(s.ents.len()) {
-				if err = s.syncEntry(txn, i); err != nil {
-					break
-				}
-			}
+			err = s.syncAll(txn)
 		case opSyncGroup:
-			for i := o.g.head; i >= 0 && err == nil; i = s.ents.at(i).gnext {
-				err = s.syncEntry(txn, i)
-			}
+			err = s.syncGroupAll(txn, o.g)
 		}
 		if err == nil && len(s.recs) > s.cfg.MaxTxnBytes {
 			err = fmt.Errorf("%d bytes of records, limit %d: %w", len(s.recs), s.cfg.MaxTxnBytes, ErrTxnTooLarge)
@@ -523,8 +522,9 @@ func (s *Store) encodeCreate(txn uint64, i int32) error {
 	g := s.groups[e.group]
 	s.announceSchemas()
 	s.announceGroup(g)
+	src := s.encodeSource(e)
 	start := len(s.recs)
-	b, err := appendCreate(s.recs, txn, e, e.ptr, s)
+	b, err := appendCreate(s.recs, txn, e, src, s)
 	if err != nil {
 		s.recs = b[:start]
 		return fmt.Errorf("create %w", err)
@@ -534,11 +534,11 @@ func (s *Store) encodeCreate(txn uint64, i int32) error {
 	if e.shadow == nil {
 		// A new entry: a failed commit removes it, shadow and all. Its
 		// pointers are counted once it commits.
-		e.shadow = newShadow(t, e.ptr)
+		e.shadow = newShadow(t, src)
 		s.byPtr.setShadow(e.ptr, e.shadow)
 		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: fieldFresh})
 	} else {
-		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: -1})
+		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: -1, src: src})
 	}
 	e.flags |= fEncoded
 	s.touched = append(s.touched, i)
@@ -547,10 +547,24 @@ func (s *Store) encodeCreate(txn uint64, i int32) error {
 
 // shadowCopy is a deferred shadow write: one top-level field of entry ent,
 // or the whole object if field is -1; fieldFresh marks a shadow made by
-// this transaction, whose pointers are counted at commit.
+// this transaction, whose pointers are counted at commit. src, if not nil,
+// is the copy of the object that was encoded (encodeSource).
 type shadowCopy struct {
 	ent   int32
 	field int
+	src   unsafe.Pointer
+}
+
+// encodeSource returns what to encode entry e from: the object itself, or,
+// for an arena object, a copy taken now. Writers may race a Sync on arena
+// objects (the next Sync catches what they write after the pages were
+// protected again), but only if the shadow then holds exactly what was
+// sent, not a later read of memory that moved on in between.
+func (s *Store) encodeSource(e *entry) unsafe.Pointer {
+	if e.flags&fArena == 0 {
+		return e.ptr
+	}
+	return s.snaps.copyOf(e.ptr, e.t.rt.Size())
 }
 
 const fieldFresh = -2
@@ -561,6 +575,9 @@ func (s *Store) commitShadows() {
 	for _, c := range s.shadowCopies {
 		e := s.ents.at(c.ent)
 		n, dst, src := e.t.root, e.shadow, e.ptr
+		if c.src != nil {
+			src = c.src
+		}
 		switch {
 		case c.field == fieldFresh:
 			s.countShadow(c.ent, refAdd)
@@ -593,12 +610,20 @@ func (s *Store) encodeUpdate(txn uint64, i int32) error {
 		return nil
 	}
 	ch := s.changed[:0]
+	src := e.ptr
 	if e.flags&fStale != 0 {
 		for k := range t.root.fields {
 			ch = append(ch, k)
 		}
 	} else {
 		ch = t.diff(e.ptr, sh, ch)
+		if len(ch) > 0 && e.flags&fArena != 0 {
+			src = s.encodeSource(e)
+			ch = t.diff(src, sh, ch[:0])
+		}
+	}
+	if e.flags&fStale != 0 {
+		src = s.encodeSource(e)
 	}
 	s.changed = ch
 	if len(ch) == 0 {
@@ -606,10 +631,10 @@ func (s *Store) encodeUpdate(txn uint64, i int32) error {
 	}
 	if e.flags&(fAbsent|fCreateSent) == fAbsent {
 		// The peer refused its Create: this change brings it whole.
-		if err := s.encodeRecreate(txn, i, e.ptr); err != nil {
+		if err := s.encodeRecreate(txn, i, src); err != nil {
 			return err
 		}
-		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: -1})
+		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: -1, src: src})
 		e.flags |= fEncoded
 		s.touched = append(s.touched, i)
 		return nil
@@ -625,7 +650,7 @@ func (s *Store) encodeUpdate(txn uint64, i int32) error {
 	for _, k := range ch {
 		f := t.root.fields[k]
 		b = binary.AppendUvarint(b, uint64(k))
-		if b, err = encodeValue(f.n, b, add(e.ptr, f.off), s); err != nil {
+		if b, err = encodeValue(f.n, b, add(src, f.off), s); err != nil {
 			s.recs = b[:start]
 			return fmt.Errorf("update %s %d: %w", t.name, e.id, atStep(err, f.name))
 		}
@@ -633,7 +658,7 @@ func (s *Store) encodeUpdate(txn uint64, i int32) error {
 	s.recs = b
 	s.ends = append(s.ends, len(b))
 	for _, k := range ch {
-		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: k})
+		s.shadowCopies = append(s.shadowCopies, shadowCopy{ent: i, field: k, src: srcOrNil(src, e.ptr)})
 	}
 	e.flags |= fEncoded
 	s.touched = append(s.touched, i)
@@ -693,6 +718,15 @@ func (t *typeInfo) diff(a, b unsafe.Pointer, out []int) []int {
 // against what the peer really holds, and a snapshot carries nothing of the
 // failed transaction.
 func (s *Store) rollback() {
+	if s.arenaScanned {
+		// Written pages were protected again for objects whose shadows
+		// stay as they were.
+		for _, a := range s.arenas {
+			if a != nil {
+				a.fullNext = true
+			}
+		}
+	}
 	for _, i := range s.touched {
 		s.ents.at(i).flags &^= fEncoded
 	}
@@ -744,7 +778,7 @@ func (s *Store) finish() {
 		case opDelete:
 			if s.ents.at(o.ent).flags&fLive != 0 {
 				s.countShadow(o.ent, refSub)
-				s.remove(o.ent)
+				s.removeForGood(o.ent)
 			}
 		case opDeleteGroup:
 			// Members created after the DeleteGroup in this transaction stay,
@@ -753,7 +787,7 @@ func (s *Store) finish() {
 				next := s.ents.at(i).gnext
 				if s.ents.at(i).flags&fPendingDelete != 0 {
 					s.countShadow(i, refSub)
-					s.remove(i)
+					s.removeForGood(i)
 				}
 				i = next
 			}
@@ -770,6 +804,8 @@ func (s *Store) clearScratch() {
 	s.newGrps = s.newGrps[:0]
 	s.refsTo = s.refsTo[:0]
 	s.coord = coordMark{}
+	s.arenaScanned = false
+	s.snaps.reset()
 }
 
 // ResetPeer starts a new stream (a new or returning peer): schemas and groups
@@ -780,4 +816,13 @@ func (s *Store) ResetPeer() {
 	defer s.mu.Unlock()
 	s.schemasSent = false
 	clear(s.groupSent)
+}
+
+// srcOrNil is the shadowCopy.src of an object encoded from src: nil when
+// that is the object itself.
+func srcOrNil(src, obj unsafe.Pointer) unsafe.Pointer {
+	if src == obj {
+		return nil
+	}
+	return src
 }
