@@ -131,6 +131,9 @@ type Node struct {
 	replay    *replica.Log
 	repairBad map[uint64][]uint64
 
+	// The worker's own (standbyOutput): the last ack it sent.
+	ackSent pendingAck
+
 	// applyMu: on a standby, Apply versus Promote and whole-store reads.
 	applyMu sync.Mutex
 	// Under applyMu: the failover module stopped the stream before a

@@ -97,7 +97,7 @@ func (n *Node) notePending() {
 // standbyOutput sends what the standby core owes the active.
 func (n *Node) standbyOutput() {
 	n.applyMu.Lock()
-	if n.sby == nil {
+	if n.Role() != Standby {
 		n.applyMu.Unlock()
 		return
 	}
@@ -105,11 +105,21 @@ func (n *Node) standbyOutput() {
 	snap, applied := n.store.SnapshotID(), n.store.AppliedSeq()
 	holds := snap != 0 && !n.repl.AwaitingSnapshot()
 	var o replica.Output
+	var core *replica.Standby
+	sent := n.ackSent
+	n.ackSent = pendingAck{}
 	n.own.do(func() {
-		if n.sby != nil {
-			o = n.sby.Ready(snap, applied)
-			n.standbyHot(holds)
+		if n.sby == nil {
+			return
 		}
+		// The previous call's ack, told now rather than in a call of its
+		// own: one hand-over per wake-up of the worker.
+		if sent.core == n.sby {
+			n.sby.AckSent(sent.ack)
+		}
+		o = n.sby.Ready(snap, applied)
+		core = n.sby
+		n.standbyHot(holds)
 	})
 	var hello []byte
 	if o.Hello != nil {
@@ -142,11 +152,10 @@ func (n *Node) standbyOutput() {
 		}
 		return
 	}
-	n.own.do(func() {
-		if n.sby != nil {
-			n.sby.AckSent(*o.Ack)
-		}
-	})
+	// Learnt by the core at the worker's next call, before its next Ready:
+	// only Ready reads what AckSent records, so an idle stream loses nothing
+	// by the wait.
+	n.ackSent = pendingAck{core: core, ack: *o.Ack}
 }
 
 // Promote turns a standby into the active: it stops taking the stream,

@@ -7,6 +7,7 @@ import (
 	"time"
 
 	"github.com/swha/swha/internal/replica"
+	"github.com/swha/swha/internal/wire"
 )
 
 // Role is a node's part in the pair.
@@ -229,4 +230,11 @@ type ownView struct {
 	full     bool // Active.WindowFull
 	stale    bool // Active.HasStale: Begin must call the owner to take them
 	progress chan struct{}
+}
+
+// pendingAck is an ack the worker sent, for the standby core it came from
+// to learn at the worker's next call (a core replaced since learns nothing).
+type pendingAck struct {
+	core *replica.Standby
+	ack  wire.Ack
 }
