@@ -569,6 +569,10 @@ func (s *Store) syncArena(txn uint64, a *arena, g *Group) error {
 	run := syncRun{usedPages: a.usedPages(), full: a.fullNext || s.track == nil}
 	a.ranges = a.ranges[:0]
 	if s.track != nil {
+		// Past this many written pages the full diff is the cheaper: the
+		// scan stops there, and the rest is protected in one call each.
+		limit := int(s.scanRatio*float64(run.usedPages)) + 1
+		over := false
 		for j := range a.nregs.Load() {
 			r := a.regs[j].Load()
 			if r.used == 0 || !r.mapped {
@@ -576,16 +580,27 @@ func (s *Store) syncArena(txn uint64, a *arena, g *Group) error {
 				continue
 			}
 			hi := r.base + (uintptr(r.used)*a.slot+4095)&^4095
-			err := s.track.scan(r.base, hi, protect, func(lo, hi uintptr) {
-				a.ranges = append(a.ranges, pageRange{lo, hi, r})
-				run.pages += int((hi - lo) >> pageShift)
-			})
+			var err error
+			if over {
+				if protect {
+					err = s.track.protect(r.base, hi-r.base)
+				}
+			} else {
+				over, err = s.track.scan(r.base, hi, protect, max(limit-run.pages, 1), func(lo, hi uintptr) {
+					a.ranges = append(a.ranges, pageRange{lo, hi, r})
+					run.pages += int((hi - lo) >> pageShift)
+				})
+				if over && protect && err == nil {
+					err = s.track.protect(r.base, hi-r.base)
+				}
+			}
 			if err != nil {
 				s.stopTracking(err)
 				run.full = true
 				break
 			}
 		}
+		run.full = run.full || over
 		if protect {
 			// A failed commit puts it back (rollback).
 			s.arenaScanned = true

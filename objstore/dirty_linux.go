@@ -138,7 +138,7 @@ func (t *tracker) selfTest() error {
 	_ = mem[2*pg]   // only read
 	for round, want := range [][]uintptr{{base + pg}, nil} {
 		var got []uintptr
-		err := t.scan(base, base+uintptr(len(mem)), true, func(lo, hi uintptr) {
+		_, err := t.scan(base, base+uintptr(len(mem)), true, 0, func(lo, hi uintptr) {
 			for p := lo; p < hi; p += pg {
 				got = append(got, p)
 			}
@@ -162,7 +162,13 @@ func (t *tracker) register(base, size uintptr) error {
 	if _, err := ioctl(t.uffd, reqUffdioRegister, unsafe.Pointer(&reg)); err != nil {
 		return fmt.Errorf("UFFDIO_REGISTER of %d bytes: %w", size, err)
 	}
-	wp := uffdioWriteprotect{rng: reg.rng, mode: uffdWriteprotectModeWP}
+	return t.protect(base, size)
+}
+
+// protect write-protects [base, base+size) in one call: cheaper than
+// protecting written pages one run at a time when most of them are.
+func (t *tracker) protect(base, size uintptr) error {
+	wp := uffdioWriteprotect{rng: uffdioRange{uint64(base), uint64(size)}, mode: uffdWriteprotectModeWP}
 	if _, err := ioctl(t.uffd, reqUffdioWriteprotect, unsafe.Pointer(&wp)); err != nil {
 		return fmt.Errorf("UFFDIO_WRITEPROTECT of %d bytes: %w", size, err)
 	}
@@ -171,8 +177,10 @@ func (t *tracker) register(base, size uintptr) error {
 
 // scan calls fn with each run of pages of [start, end) written since they
 // were last protected and, if protect, protects them again: a write made
-// after the call returns for a page is reported by the next scan.
-func (t *tracker) scan(start, end uintptr, protect bool, fn func(lo, hi uintptr)) error {
+// after the call returns for a page is reported by the next scan. Past
+// budget pages (0: no limit) it stops and reports over, leaving the rest
+// of the range unscanned and unprotected.
+func (t *tracker) scan(start, end uintptr, protect bool, budget int, fn func(lo, hi uintptr)) (over bool, err error) {
 	flags := uint64(pmScanCheckWPAsync)
 	if protect {
 		flags |= pmScanWPMatching
@@ -182,23 +190,32 @@ func (t *tracker) scan(start, end uintptr, protect bool, fn func(lo, hi uintptr)
 			size: uint64(unsafe.Sizeof(pmScanArg{})), flags: flags,
 			start: uint64(start), end: uint64(end),
 			vec: uint64(uintptr(unsafe.Pointer(&t.vec[0]))), vecLen: uint64(len(t.vec)),
+			maxPages:     uint64(budget),
 			categoryMask: pageIsWritten, returnMask: pageIsWritten,
 		}
 		n, err := ioctl(t.pagemap, reqPagemapScan, unsafe.Pointer(&arg))
 		runtime.KeepAlive(t.vec)
 		if err != nil {
-			return fmt.Errorf("PAGEMAP_SCAN of [%#x, %#x): %w", start, end, err)
+			return false, fmt.Errorf("PAGEMAP_SCAN of [%#x, %#x): %w", start, end, err)
 		}
+		pages := 0
 		for _, r := range t.vec[:n] {
 			fn(uintptr(r.start), uintptr(r.end))
+			pages += int((r.end - r.start) >> pageShift)
 		}
 		next := uintptr(arg.walkEnd)
+		if budget > 0 {
+			if pages >= budget && next < end {
+				return true, nil
+			}
+			budget -= pages
+		}
 		if next <= start {
-			return errors.New("PAGEMAP_SCAN made no progress")
+			return false, errors.New("PAGEMAP_SCAN made no progress")
 		}
 		start = next
 	}
-	return nil
+	return false, nil
 }
 
 func (t *tracker) close() {

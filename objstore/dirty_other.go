@@ -15,8 +15,10 @@ func newTracker() (*tracker, error) {
 
 func (t *tracker) register(base, size uintptr) error { return errors.ErrUnsupported }
 
-func (t *tracker) scan(start, end uintptr, protect bool, fn func(lo, hi uintptr)) error {
-	return errors.ErrUnsupported
+func (t *tracker) protect(base, size uintptr) error { return errors.ErrUnsupported }
+
+func (t *tracker) scan(start, end uintptr, protect bool, budget int, fn func(lo, hi uintptr)) (bool, error) {
+	return false, errors.ErrUnsupported
 }
 
 func (t *tracker) close() {}
