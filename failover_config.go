@@ -51,6 +51,11 @@ type FailoverConfig struct {
 	// the old active off (power, a switch port) when the risk of two
 	// actives is worse than no active.
 	Fence func(ctx context.Context) error
+	// Beacon, if set, runs a death beacon (BeaconConfig): a peer whose
+	// process dies is declared dead in a few heartbeat intervals instead
+	// of a detection time. With it, Multiplier defaults to
+	// BeaconMultiplier, so that silence rides out scheduling stalls.
+	Beacon *BeaconConfig
 	// RealTime runs the heartbeat threads SCHED_FIFO (see heartbeat and
 	// docs/FAILOVER.md for its limits); if not permitted it logs and runs
 	// without.

@@ -87,6 +87,10 @@ func newFailover(cfg *Config, log *slog.Logger) (*foDriver, l2transport.Link, ui
 	if err != nil {
 		return nil, nil, 0, err
 	}
+	if fc.Beacon != nil && fc.Multiplier == 0 {
+		fc.Multiplier = BeaconMultiplier
+		fd.cfg.Multiplier = BeaconMultiplier
+	}
 	for i, l := range fd.links {
 		r, err := heartbeat.NewRunner(l, heartbeat.RunnerConfig{
 			Path: heartbeat.PathConfig{Name: names[i], LocalID: cfg.NodeID, PeerID: cfg.PeerNodeID, Epoch: epoch,
@@ -100,6 +104,17 @@ func newFailover(cfg *Config, log *slog.Logger) (*foDriver, l2transport.Link, ui
 			return nil, nil, 0, fmt.Errorf("heartbeat path %s: %w", names[i], err)
 		}
 		fd.paths = append(fd.paths, r)
+	}
+	if fc.Beacon != nil {
+		fd.beacon, err = startBeacon(*fc.Beacon, func() {
+			for _, r := range fd.paths {
+				r.PeerGone()
+			}
+		}, log)
+		if err != nil {
+			fd.closePaths(false)
+			return nil, nil, 0, err
+		}
 	}
 	return fd, sessLink, epoch, nil
 }
@@ -118,6 +133,9 @@ func pathNames(fc FailoverConfig) []string {
 // so a hot standby takes over without waiting out the detection time);
 // otherwise they stop as a crash would.
 func (fd *foDriver) closePaths(graceful bool) {
+	if fd.beacon != nil {
+		fd.beacon.close()
+	}
 	for _, r := range fd.paths {
 		if graceful {
 			r.Shutdown()

@@ -250,9 +250,10 @@ type foDriver struct {
 	state failover.FileStore
 	inc   uint64 // this incarnation's, persisted at start
 
-	core  *failover.Core // run's
-	paths []*heartbeat.Runner
-	links []l2transport.Link // the paths' links, closed with them
+	core   *failover.Core // run's
+	paths  []*heartbeat.Runner
+	links  []l2transport.Link // the paths' links, closed with them
+	beacon *beacon            // FailoverConfig.Beacon's, or nil
 
 	results chan func(now time.Time) // answers of off-loop work, applied by run
 	switchc chan chan error          // Switchover requests

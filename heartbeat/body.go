@@ -79,6 +79,7 @@ const (
 	DiagPeerSignalledDown Diag = 2 // the peer said it went down (it stopped hearing us)
 	DiagCarrierDown       Diag = 3 // the carrier went down and heartbeats stopped for two intervals
 	DiagAdminDown         Diag = 4 // shut down on purpose, by this side or the peer
+	DiagPeerGone          Diag = 5 // told the peer's process is gone, and heartbeats stopped for two intervals
 )
 
 func (d Diag) String() string {
@@ -93,6 +94,8 @@ func (d Diag) String() string {
 		return "carrier-down-confirmed"
 	case DiagAdminDown:
 		return "admin-down"
+	case DiagPeerGone:
+		return "peer-gone-confirmed"
 	}
 	return "Diag(" + strconv.Itoa(int(d)) + ")"
 }

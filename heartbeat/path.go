@@ -60,6 +60,7 @@ type Path struct {
 	fwHB       Heartbeat // that heartbeat (Counter, TxTime and echoes set at Ready)
 	graceUntil time.Time
 	carrierUp  bool
+	goneAt     time.Time // PeerGone: the peer's process was reported gone then
 	// shutdownSent: the AdminDown heartbeat is out; the path sends nothing more.
 	shutdownSent bool
 
@@ -203,6 +204,19 @@ func (p *Path) Carrier(up bool, now time.Time) {
 		p.stats.CarrierDowns++
 	}
 	p.carrierUp = up
+}
+
+// PeerGone tells the path that something outside it (a death beacon: the
+// peer's kernel closing a TCP connection of the peer's process) says the
+// peer's process is gone. Like a carrier loss it only shortens detection:
+// the peer is declared dead once no live heartbeat has arrived for
+// CarrierHold intervals, and a live heartbeat received after the report
+// cancels it, so a forged or mistaken report alone never takes the path
+// down.
+func (p *Path) PeerGone(now time.Time) {
+	p.now = now
+	p.goneAt = now
+	p.stats.GoneHints++
 }
 
 // Shutdown moves the path to AdminDown for good: its next Ready sends one AdminDown
@@ -409,7 +423,8 @@ func (p *Path) goDown(now time.Time, diag Diag, discounted bool) {
 	} else {
 		p.stats.InitTimeouts++
 	}
-	if diag == DiagDetectExpired || diag == DiagCarrierDown {
+	p.goneAt = time.Time{}
+	if diag == DiagDetectExpired || diag == DiagCarrierDown || diag == DiagPeerGone {
 		p.farewell = true
 		p.fwHB = Heartbeat{State: StateDown, Diag: diag, MyDisc: p.disc, YourDisc: p.remoteDisc}
 	}
@@ -468,6 +483,12 @@ func (p *Path) deadline() (time.Time, Diag) {
 		iv := max(p.cfg.Interval, min(p.peerIntvl, p.cfg.MaxPeerInterval))
 		if c := p.lastRx.Add(CarrierHold * iv); c.Before(dl) {
 			dl, diag = c, DiagCarrierDown
+		}
+	}
+	if !p.goneAt.IsZero() && !p.lastRx.After(p.goneAt) {
+		iv := max(p.cfg.Interval, min(p.peerIntvl, p.cfg.MaxPeerInterval))
+		if c := p.lastRx.Add(CarrierHold * iv); c.Before(dl) {
+			dl, diag = c, DiagPeerGone
 		}
 	}
 	return dl, diag

@@ -165,6 +165,39 @@ func TestCarrierAlone(t *testing.T) {
 	}
 }
 
+// TestPeerGoneShortens: a death beacon's report with no heartbeat after it
+// takes the path down after CarrierHold intervals, well before a long
+// detection time; with heartbeats still arriving it never does, and a live
+// heartbeat after the report cancels it.
+func TestPeerGoneShortens(t *testing.T) {
+	ca, cb := pathConfig("a", 1, 2, 0xa1), pathConfig("b", 2, 1, 0xb1)
+	ca.Multiplier, cb.Multiplier = 40, 40
+	s := newSim(t, ca, cb)
+	s.mustUp(t)
+	s.a.p.PeerGone(s.now)
+	s.run(time.Second) // b still sends: the report alone does nothing
+	if !s.a.p.Up() {
+		t.Fatal("a down on a peer-gone report while heartbeats arrive")
+	}
+	s.b.stopped = true
+	start := s.now
+	s.run(10 * DefaultInterval) // silent, but inside the long detection time
+	if !s.a.p.Up() {
+		t.Fatal("a down before its detection time: the old report was not cancelled")
+	}
+	s.a.p.PeerGone(s.now) // reported 10 intervals into the silence: at once
+	if !s.runUntil(time.Second, func() bool { return !s.a.p.Up() }) {
+		t.Fatal("a still up")
+	}
+	e, _ := firstEvent(s.a, EventDown)
+	if e.Diag != DiagPeerGone || s.now.Sub(start) > 11*DefaultInterval {
+		t.Fatalf("down %+v after %v, want peer-gone-confirmed within 11 intervals", e, s.now.Sub(start))
+	}
+	if st := s.a.p.Stats(); st.GoneHints != 2 {
+		t.Fatalf("GoneHints %d, want 2", st.GoneHints)
+	}
+}
+
 // TestReplayAfterFreeze (issue #12): the peer freezes; an attacker replays every
 // frame it ever captured from it, in a loop. The path goes down on time and never
 // comes back up while only replays arrive, with or without authentication: a

@@ -185,6 +185,7 @@ type Stats struct {
 	PeerLateness    time.Duration // lateness the peer reported in its last live heartbeat
 	PeerMaxLateness time.Duration
 	CarrierDowns    uint64
+	GoneHints       uint64        // PeerGone calls: a death beacon said the peer's process went
 	DetectTime      time.Duration // current detection time
 
 	// RTT from echoes.

@@ -93,6 +93,7 @@ type Runner struct {
 	annDirty   bool
 	inCarrier  bool
 	carDirty   bool
+	goneDirty  bool
 	inEpoch    uint32
 	epochDirty bool
 	shutdown   bool
@@ -216,6 +217,9 @@ func (r *Runner) SetEpoch(e uint32) { r.input(func() { r.inEpoch, r.epochDirty =
 
 // Carrier reports the interface's carrier (see Path.Carrier).
 func (r *Runner) Carrier(up bool) { r.input(func() { r.inCarrier, r.carDirty = up, true }) }
+
+// PeerGone hands the core a death beacon's report (Path.PeerGone).
+func (r *Runner) PeerGone() { r.input(func() { r.goneDirty = true }) }
 
 // input records a change under inMu and wakes the runner for it.
 func (r *Runner) input(set func()) {
@@ -409,6 +413,10 @@ func (r *Runner) applyInputs(now time.Time) (stop bool) {
 	if r.carDirty {
 		r.carDirty = false
 		p.Carrier(r.inCarrier, now)
+	}
+	if r.goneDirty {
+		r.goneDirty = false
+		p.PeerGone(now)
 	}
 	if r.epochDirty {
 		r.epochDirty = false

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swha/swha"
 	"github.com/swha/swha/heartbeat"
 )
 
@@ -29,15 +30,22 @@ func BenchmarkFailover(b *testing.B) {
 		name     string
 		interval time.Duration
 		mult     int
+		beacon   bool
 	}{
-		{"timers=default", 0, 0},
-		{"timers=1msx3", time.Millisecond, 3},
+		{"timers=default", 0, 0, false},
+		{"timers=1msx3", time.Millisecond, 3, false},
+		// A death beacon reports a killed process; silence is then left
+		// to catch freezes, at 40 intervals.
+		{"timers=default,beacon", 0, 0, true},
 	} {
 		b.Run(tm.name, func(b *testing.B) {
 			trials := envInt(b, "SWHA_FAILOVER_BENCH_TRIALS", 20)
 			interval, mult := tm.interval, tm.mult
 			if interval == 0 {
 				interval, mult = heartbeat.DefaultInterval, heartbeat.DefaultMultiplier
+				if tm.beacon {
+					mult = swha.BeaconMultiplier
+				}
 			}
 			seed := rand.Uint64()
 			b.Logf("seed %d", seed)
@@ -45,7 +53,7 @@ func BenchmarkFailover(b *testing.B) {
 			var detect, promote []float64
 			lost, falseFailovers := 0, 0
 			for range b.N {
-				c := newHACluster(b, haOpts{Rate: 1000, Interval: tm.interval, Multiplier: tm.mult})
+				c := newHACluster(b, haOpts{Rate: 1000, Interval: tm.interval, Multiplier: tm.mult, Beacon: tm.beacon})
 				c.start()
 				for range trials {
 					r := c.killTrial(rng, 50*time.Millisecond)

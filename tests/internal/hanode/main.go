@@ -72,6 +72,8 @@ func main() {
 		state     = flag.String("state", "", "failover state directory (required)")
 		mgmtLocal = flag.String("mgmt-local", "", "secondary heartbeat path: local UDP address:port")
 		mgmtPeer  = flag.String("mgmt-peer", "", "secondary heartbeat path: the peer's UDP address:port")
+		beaconL   = flag.String("beacon-local", "", "death beacon: local TCP address:port to listen on")
+		beaconP   = flag.String("beacon-peer", "", "death beacon: the peer's TCP address:port")
 		interval  = flag.Duration("interval", 0, "heartbeat interval (0: the default)")
 		mult      = flag.Int("multiplier", 0, "heartbeat multiplier (0: the default)")
 		gcEvery   = flag.Int("gc", 0, "force runtime.GC() every N ms (0: never)")
@@ -81,7 +83,7 @@ func main() {
 	)
 	flag.Parse()
 	if err := run(options{ifname: *ifname, id: *id, peer: *peer, prio: uint8(*prio), state: *state,
-		mgmtLocal: *mgmtLocal, mgmtPeer: *mgmtPeer, interval: *interval, mult: *mult,
+		mgmtLocal: *mgmtLocal, mgmtPeer: *mgmtPeer, beaconLocal: *beaconL, beaconPeer: *beaconP, interval: *interval, mult: *mult,
 		gcEvery: time.Duration(*gcEvery) * time.Millisecond, rate: *rate, realTime: *realTime, verbose: *verbose}); err != nil {
 		fmt.Fprintln(os.Stderr, "hanode:", err)
 		os.Exit(1)
@@ -90,6 +92,7 @@ func main() {
 
 type options struct {
 	ifname, state, mgmtLocal, mgmtPeer string
+	beaconLocal, beaconPeer            string
 	id, peer                           uint64
 	prio                               uint8
 	interval                           time.Duration
@@ -167,6 +170,9 @@ func run(o options) error {
 			return fmt.Errorf("secondary link: %w", err)
 		}
 		fc.Secondary = u
+	}
+	if o.beaconLocal != "" || o.beaconPeer != "" {
+		fc.Beacon = &swha.BeaconConfig{Listen: o.beaconLocal, Peer: o.beaconPeer}
 	}
 	out := &printer{w: bufio.NewWriterSize(os.Stdout, 1<<16)}
 	n, err := swha.NewNode(swha.Config{Link: sess, Registry: reg, NodeID: o.id, PeerNodeID: o.peer,
