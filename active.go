@@ -274,7 +274,7 @@ func (n *Node) runRepairs(reqs []replica.Repair) error {
 			}
 			continue
 		}
-		seq, _, _, err := n.commitStream(n.ctx, tx)
+		seq, _, _, err := n.commitStream(n.ctx, tx, true)
 		if err != nil {
 			return fmt.Errorf("swha: repair of seq %d: %w", r.Seq, err)
 		}

@@ -74,7 +74,8 @@ func (n *Node) kick() {
 func (n *Node) publish() {
 	v := ownView{role: n.role, fenced: n.fenced, progress: n.progress}
 	if n.act != nil {
-		v.peerUp, v.full, v.stale = n.act.PeerUp(), n.act.WindowFull(), n.act.HasStale()
+		v.peerUp, v.hot, v.stale = n.act.PeerUp(), n.act.Hot(), n.act.HasStale()
+		v.acked = n.act.Status().Acked
 	}
 	if old := n.view.Load(); old == nil || *old != v {
 		n.view.Store(&v)

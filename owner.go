@@ -25,6 +25,13 @@ type owner struct {
 	// publish runs after every call, on the owner (or under after): it
 	// republishes what other goroutines may read without a call.
 	publish func()
+	// Posted inputs: run by the owner before the next call (so a goroutine's
+	// post and its later call stay in order) or when kicked. closed: the
+	// owner is stopping, so post hands over with do instead.
+	qmu    sync.Mutex
+	q      []func()
+	closed bool
+	kick   chan struct{}
 }
 
 type call struct {
@@ -33,7 +40,38 @@ type call struct {
 }
 
 func newOwner(publish func()) *owner {
-	return &owner{calls: make(chan *call), stop: make(chan struct{}), done: make(chan struct{}), publish: publish}
+	return &owner{calls: make(chan *call), stop: make(chan struct{}), done: make(chan struct{}), publish: publish,
+		kick: make(chan struct{}, 1)}
+}
+
+// post queues fn for the owner and returns at once: for an input whose
+// caller needs no answer (an asynchronous commit's "committed seq N"), so
+// that it costs no hand-over.
+func (o *owner) post(fn func()) {
+	o.qmu.Lock()
+	if o.closed {
+		o.qmu.Unlock()
+		o.do(fn)
+		return
+	}
+	o.q = append(o.q, fn)
+	o.qmu.Unlock()
+	select {
+	case o.kick <- struct{}{}:
+	default:
+	}
+}
+
+// runPosted runs what was posted, in order; on the owner.
+func (o *owner) runPosted() {
+	o.qmu.Lock()
+	q := o.q
+	o.q = nil
+	o.qmu.Unlock()
+	for i, fn := range q {
+		fn()
+		q[i] = nil
+	}
 }
 
 // do runs fn on the owner and returns once it has run.
@@ -62,10 +100,19 @@ func (o *owner) run() {
 	for {
 		select {
 		case c := <-o.calls:
+			o.runPosted()
 			c.fn()
 			o.publish()
 			c.ran <- struct{}{}
+		case <-o.kick:
+			o.runPosted()
+			o.publish()
 		case <-o.stop:
+			o.qmu.Lock()
+			o.closed = true
+			o.qmu.Unlock()
+			o.runPosted()
+			o.publish()
 			return
 		}
 	}

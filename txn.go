@@ -181,7 +181,8 @@ func (t *Txn) Commit(ctx context.Context) error {
 			return fmt.Errorf("swha: commit txn %d (aborted, nothing committed): %w", t.tx.ID(), ErrNoStandby)
 		}
 	}
-	seq, owed, committed, err := n.commitStream(ctx, t.tx)
+	// An asynchronous commit waits for no answer: its Committed is posted.
+	seq, owed, committed, err := n.commitStream(ctx, t.tx, t.mode != Async)
 	if t.part != nil {
 		t.part.ended(committed)
 	}
@@ -214,7 +215,7 @@ func (t *Txn) Commit(ctx context.Context) error {
 // sink kept) leaves a hole in the standby's stream: the core stops streaming
 // and owes a snapshot, whose acknowledgement covers this transaction too;
 // err is then that failure.
-func (n *Node) commitStream(ctx context.Context, tx objstore.Txn) (seq uint64, owed, committed bool, err error) {
+func (n *Node) commitStream(ctx context.Context, tx objstore.Txn, wait bool) (seq uint64, owed, committed bool, err error) {
 	n.sink.begin(ctx, tx.ID())
 	err = tx.Commit()
 	if err == nil {
@@ -226,24 +227,32 @@ func (n *Node) commitStream(ctx context.Context, tx objstore.Txn) (seq uint64, o
 		return n.store.Seq(), false, false, err
 	}
 	seq = n.store.Seq()
-	var resnap bool
-	n.own.do(func() {
+	// step runs on the owner; up receives what the core says of the peer.
+	step := func(up *bool) {
 		if n.act == nil {
 			return
 		}
-		resnap = n.act.Committed(seq, hole)
-		owed = n.act.PeerUp()
+		resnap := n.act.Committed(seq, hole)
+		*up = n.act.PeerUp()
 		if hole || resnap {
+			// resnap: the standby refused our last snapshot; this commit
+			// may have fixed what it could not hold, so offer it another.
 			n.changed()
+			n.kick()
 		}
-	})
+	}
+	if wait {
+		n.own.do(func() { step(&owed) })
+	} else {
+		// No answer awaited: owed is what the view says now.
+		n.own.post(func() {
+			var up bool
+			step(&up)
+		})
+		owed = n.view.Load().peerUp
+	}
 	if hole {
 		n.log.Warn("records lost on the way to the standby; resyncing", "txn", tx.ID(), "err", err)
-	}
-	if hole || resnap {
-		// resnap: the standby refused our last snapshot; this commit may
-		// have fixed what it could not hold, so offer it another.
-		n.kick()
 	}
 	return seq, owed, true, err
 }
@@ -253,10 +262,13 @@ func (n *Node) commitStream(ctx context.Context, tx objstore.Txn) (seq uint64, o
 func (n *Node) waitWindow(ctx context.Context) error {
 	waited := false
 	for {
-		// The view: full and progress are published together, so a window
-		// freed after this read closes ch.
+		// The view: acked and progress are published together, so a window
+		// freed after this read closes ch. The committed side is the
+		// store's own seq, which the write path holds: exact even while the
+		// owner has not run the posted Committed of the last commit yet.
 		v := n.view.Load()
-		full, ch, fenced := v.full, v.progress, v.fenced || v.role != Active
+		full := v.hot && n.store.Seq() >= v.acked+uint64(n.cfg.Window)
+		ch, fenced := v.progress, v.fenced || v.role != Active
 		if fenced {
 			return ErrFenced
 		}

@@ -226,9 +226,10 @@ type CommitInfo struct {
 type ownView struct {
 	role     Role
 	fenced   bool
-	peerUp   bool // Active.PeerUp
-	full     bool // Active.WindowFull
-	stale    bool // Active.HasStale: Begin must call the owner to take them
+	peerUp   bool   // Active.PeerUp
+	hot      bool   // Active.Hot: the window applies
+	acked    uint64 // Active's acked seq: the window is committed − acked
+	stale    bool   // Active.HasStale: Begin must call the owner to take them
 	progress chan struct{}
 }
 
