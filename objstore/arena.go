@@ -518,14 +518,7 @@ func (s *Store) syncAll(txn uint64) error {
 			}
 		}
 	}
-	for _, a := range s.arenas {
-		if a != nil {
-			if err := s.syncArena(txn, a, nil); err != nil {
-				return err
-			}
-		}
-	}
-	return nil
+	return s.syncArenas(txn, nil)
 }
 
 // syncGroupAll is a Sync of the objects of g.
@@ -548,6 +541,10 @@ func (s *Store) syncGroupAll(txn uint64, g *Group) error {
 			}
 		}
 	}
+	return s.syncArenas(txn, g)
+}
+
+func (s *Store) syncArenas(txn uint64, g *Group) error {
 	for _, a := range s.arenas {
 		if a != nil {
 			if err := s.syncArena(txn, a, g); err != nil {

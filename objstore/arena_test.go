@@ -116,17 +116,22 @@ func (p *arenaPair) must(err error) {
 
 // newCells creates n cells in one transaction.
 func (p *arenaPair) newCells(n int) []*Cell {
+	return createArena(p, p.cells, n, func(c *Cell, k int) { c.Key = uint64(k) })
+}
+
+// createArena creates n objects of arena in one transaction, set by init.
+func createArena[T any](p *arenaPair, arena *Arena[T], n int, init func(*T, int)) []*T {
 	p.t.Helper()
 	tx, err := p.act.Begin()
 	p.must(err)
-	out := make([]*Cell, n)
+	out := make([]*T, n)
 	for k := range out {
-		c, err := p.cells.New()
+		o, err := arena.New()
 		p.must(err)
-		c.Key = uint64(k)
-		_, err = tx.Create(c)
+		init(o, k)
+		_, err = tx.Create(o)
 		p.must(err)
-		out[k] = c
+		out[k] = o
 	}
 	p.must(tx.Commit())
 	return out
@@ -618,18 +623,7 @@ func TestArenaHeapUnderLock(t *testing.T) {
 func TestArenaRacingWriters(t *testing.T) {
 	p := newArenaPair(t, Config{})
 	requireTracking(t, p.act)
-	tx, err := p.act.Begin()
-	p.must(err)
-	wides := make([]*Wide, 4000)
-	for k := range wides {
-		w, err := p.wides.New()
-		p.must(err)
-		w.Key = uint64(k)
-		_, err = tx.Create(w)
-		p.must(err)
-		wides[k] = w
-	}
-	p.must(tx.Commit())
+	wides := createArena(p, p.wides, 4000, func(w *Wide, k int) { w.Key = uint64(k) })
 	var wg sync.WaitGroup
 	var running atomic.Int32
 	running.Store(3)
