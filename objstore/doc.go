@@ -70,6 +70,12 @@
 // file in the record format, so that loading one goes through Apply, version
 // transformation included; Leaks reports dynamic objects no root reaches.
 //
+// Types registered with InArena live in memory the store maps itself
+// (arena.go), write-protected through userfaultfd in asynchronous mode, so
+// that Sync learns from PAGEMAP_SCAN which pages were written since the last
+// Sync and diffs only the objects on them; where the kernel lacks that, Sync
+// diffs every object as before (docs/OBJSTORE-ARENA.md).
+//
 // Not supported yet: pointers into elements of slices (only fields and array
 // elements), and a bulk sync that streams while the active keeps committing
 // (Snapshot is one transaction between two commits).
