@@ -56,7 +56,7 @@ func TestAFPacketLearnsOnlyVerifiedPeer(t *testing.T) {
 	}
 	// keep never forgets within the test; forget does after 300 ms.
 	keep := openAFPacket(t, p.A, l2transport.AFPacketConfig{Keyring: kr, PeerNodeID: 2, ForgetAfter: time.Hour})
-	forget := openAFPacket(t, p.A, l2transport.AFPacketConfig{Keyring: kr, PeerNodeID: 2, ForgetAfter: 300 * time.Millisecond})
+	forget := openAFPacket(t, p.A, l2transport.AFPacketConfig{Keyring: kr, PeerNodeID: 2, ForgetAfter: 1500 * time.Millisecond}) // long enough that a scheduling pause before the conflict check does not forget the peer
 
 	// A forger's frames during the restart: valid CRC, unsigned or signed
 	// with another key, or signed but from another node ID.
@@ -97,7 +97,7 @@ func TestAFPacketLearnsOnlyVerifiedPeer(t *testing.T) {
 	// The peer is replaced (a new switch, another MAC) and the old one is
 	// silent: after ForgetAfter, the first verified frame of the new one is
 	// learned.
-	time.Sleep(400 * time.Millisecond) // longer than ForgetAfter: a pause only lengthens it
+	time.Sleep(1600 * time.Millisecond) // longer than ForgetAfter: a pause only lengthens it
 	newMAC := net.HardwareAddr{0x02, 0, 0, 0, 0, 0x77}
 	fresh := signedPDU(t, frame.NewCodec(kr), 2, 200)
 	inject(newMAC, fresh)
