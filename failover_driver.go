@@ -29,6 +29,10 @@ func newFailover(cfg *Config, log *slog.Logger) (*foDriver, l2transport.Link, ui
 	if err := fc.check(cfg.PeerNodeID); err != nil {
 		return nil, nil, 0, err
 	}
+	if fc.Beacon != nil && fc.Multiplier == 0 {
+		// A process death is the beacon's to report: silence can be slow.
+		fc.Multiplier = BeaconMultiplier
+	}
 	if err := os.MkdirAll(fc.StateDir, 0o700); err != nil {
 		return nil, nil, 0, fmt.Errorf("failover state dir: %w", err)
 	}
@@ -86,10 +90,6 @@ func newFailover(cfg *Config, log *slog.Logger) (*foDriver, l2transport.Link, ui
 	disc, err := heartbeat.NewDisc()
 	if err != nil {
 		return nil, nil, 0, err
-	}
-	if fc.Beacon != nil && fc.Multiplier == 0 {
-		fc.Multiplier = BeaconMultiplier
-		fd.cfg.Multiplier = BeaconMultiplier
 	}
 	for i, l := range fd.links {
 		r, err := heartbeat.NewRunner(l, heartbeat.RunnerConfig{

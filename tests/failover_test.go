@@ -201,21 +201,19 @@ func newHACluster(tb testing.TB, o haOpts) *haCluster {
 		if i == 0 && o.GCActive > 0 {
 			n.args = append(n.args, "-gc", strconv.Itoa(o.GCActive))
 		}
-		if c.mgmt != nil && o.Beacon {
+		if c.mgmt != nil {
 			local, peer := c.mgmt.AddrA, c.mgmt.AddrB
 			if i == 1 {
 				local, peer = peer, local
 			}
-			n.args = append(n.args, "-beacon-local", netip.AddrPortFrom(local, beaconPort).String(),
-				"-beacon-peer", netip.AddrPortFrom(peer, beaconPort).String())
-		}
-		if c.mgmt != nil && o.Mgmt {
-			local, peer := c.mgmt.AddrA, c.mgmt.AddrB
-			if i == 1 {
-				local, peer = peer, local
+			if o.Beacon {
+				n.args = append(n.args, "-beacon-local", netip.AddrPortFrom(local, beaconPort).String(),
+					"-beacon-peer", netip.AddrPortFrom(peer, beaconPort).String())
 			}
-			n.args = append(n.args, "-mgmt-local", netip.AddrPortFrom(local, mgmtPort).String(),
-				"-mgmt-peer", netip.AddrPortFrom(peer, mgmtPort).String())
+			if o.Mgmt {
+				n.args = append(n.args, "-mgmt-local", netip.AddrPortFrom(local, mgmtPort).String(),
+					"-mgmt-peer", netip.AddrPortFrom(peer, mgmtPort).String())
+			}
 		}
 		f, err := os.Create(filepath.Join(dir, ns.Label+".stderr"))
 		if err != nil {
