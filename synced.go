@@ -58,3 +58,58 @@ func (n *Node) WaitSynced(ctx context.Context) error {
 		}
 	}
 }
+
+// Resync sends the standby a fresh snapshot of the whole state — an
+// operator's "resync", when the mirror is suspected wrong — and waits until
+// the standby has applied and acknowledged it. Commits go on meanwhile and
+// stream behind the snapshot; the standby is not hot (no failover to it
+// without Config.Failover's PromoteUnsynced) until the wait ends. It fails
+// with ErrNotActive on a standby and ErrNoStandby with no standby up.
+func (n *Node) Resync(ctx context.Context) error {
+	var active, up bool
+	var old uint64
+	n.own.do(func() {
+		if active = n.role == Active && n.act != nil; active {
+			old = n.act.Status().SnapshotTxn
+			up = n.act.Resync()
+		}
+	})
+	switch {
+	case !active:
+		return wrap("resync", ErrNotActive)
+	case !up:
+		return wrap("resync", ErrNoStandby)
+	}
+	n.log.Info("resync of the standby asked", "previous_snapshot", old)
+	n.kick()
+	for {
+		var done bool
+		var ch chan struct{}
+		var lost bool
+		n.own.do(func() {
+			if active = n.act != nil; active {
+				st := n.act.Status()
+				done = st.SnapshotTxn != old && n.act.Hot()
+				lost = !n.act.PeerUp()
+			}
+			ch = n.progress
+		})
+		switch {
+		case !active:
+			return wrap("resync", ErrNotActive)
+		case lost:
+			// It gets a snapshot (or a resume) when it is back anyway.
+			return wrap("resync", ErrStandbyLost)
+		}
+		if done {
+			return nil
+		}
+		select {
+		case <-ch:
+		case <-ctx.Done():
+			return wrap("resync", ctx.Err())
+		case <-n.ctx.Done():
+			return wrap("resync", ErrClosed)
+		}
+	}
+}

@@ -387,6 +387,21 @@ func (a *Active) StartReplay(r Range) bool {
 	return true
 }
 
+// Resync asks for a fresh snapshot to the standby (an operator's "resync":
+// the mirror is suspected wrong, or a checkpoint was loaded beside it). It
+// reports false when no standby is up to take one. From the snapshot's
+// start until the standby acknowledges it the standby is not hot: the
+// mirror is being rebuilt, and a failover in between would promote a copy
+// this active no longer vouches for.
+func (a *Active) Resync() bool {
+	if !a.peerUp {
+		return false
+	}
+	a.needSnap = true
+	a.awaitHello, a.resume = false, nil
+	return true
+}
+
 // ReplayFailed: the replay could not be sent (the log no longer reaches back
 // that far, or the session refused it): a snapshot is owed instead.
 func (a *Active) ReplayFailed() { a.needSnap = true }

@@ -204,6 +204,8 @@ func (e *env) run(t *testing.T, path string, b block) string {
 			t.Fatalf("%s:%d: no replay in the last work", path, b.line)
 		}
 		return fmt.Sprintf("start=%v\n%s", e.a.StartReplay(*e.work.Replay), e.astatus())
+	case "resync":
+		return fmt.Sprintf("resync=%v\n%s", e.a.Resync(), e.astatus())
 	case "replay-failed":
 		e.a.ReplayFailed()
 		return e.astatus()
@@ -216,6 +218,8 @@ func (e *env) run(t *testing.T, path string, b block) string {
 		return fmt.Sprintf("done=%v lost=%v refused=%q", o.Done, o.Lost, o.Refused)
 	case "synced":
 		return fmt.Sprintf("synced=%v", e.a.Synced(u("seq"), uint32(u("epoch"))))
+	case "hot":
+		return fmt.Sprintf("hot=%v", e.a.Hot())
 	case "window-full":
 		return fmt.Sprintf("full=%v", e.a.WindowFull())
 	case "resume":
