@@ -14,7 +14,7 @@ import (
 
 	"github.com/swha/swha/frame"
 	"github.com/swha/swha/l2transport"
-	"github.com/swha/swha/tests/internal/netnstest"
+	"github.com/swha/swha/internal/netnstest"
 )
 
 // authMode is one way of protecting the HA link, as a Session key ring per

@@ -18,7 +18,7 @@ import (
 	"github.com/swha/swha"
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/objstore"
-	"github.com/swha/swha/tests/internal/netnstest"
+	"github.com/swha/swha/internal/netnstest"
 )
 
 // bsHop and bsRoute are a RIB as a routing daemon holds it: a route points

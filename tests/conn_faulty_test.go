@@ -11,7 +11,7 @@ import (
 
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/l2transport/linktest"
-	"github.com/swha/swha/tests/internal/netnstest"
+	"github.com/swha/swha/internal/netnstest"
 )
 
 // randomMessages returns n messages of 1 B to maxLarge bytes, mostly small:

@@ -9,7 +9,7 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/swha/swha/l2transport"
-	"github.com/swha/swha/tests/internal/netnstest"
+	"github.com/swha/swha/internal/netnstest"
 )
 
 // faultyPair opens AFPacketLinks in A and B (each told the other's MAC, so no

@@ -13,7 +13,7 @@ import (
 	"github.com/swha/swha/frame"
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/l2transport/linktest"
-	"github.com/swha/swha/tests/internal/netnstest"
+	"github.com/swha/swha/internal/netnstest"
 )
 
 // heartbeatPDU encodes a Heartbeat frame from node whose payload is i.

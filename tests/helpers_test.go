@@ -11,7 +11,7 @@ import (
 
 	"github.com/swha/swha/frame"
 	"github.com/swha/swha/l2transport"
-	"github.com/swha/swha/tests/internal/netnstest"
+	"github.com/swha/swha/internal/netnstest"
 )
 
 // openAFPacket opens an AFPacketLink on ns's veth end, inside ns.

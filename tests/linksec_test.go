@@ -14,7 +14,7 @@ import (
 
 	"github.com/swha/swha/frame"
 	"github.com/swha/swha/l2transport"
-	"github.com/swha/swha/tests/internal/netnstest"
+	"github.com/swha/swha/internal/netnstest"
 )
 
 // The tests of issue #12's holes over AF_PACKET in two namespaces, each with

@@ -8,7 +8,7 @@ import (
 	"time"
 
 	"github.com/swha/swha/l2transport"
-	"github.com/swha/swha/tests/internal/netnstest"
+	"github.com/swha/swha/internal/netnstest"
 )
 
 // linkPingPong bounces one size-byte PDU between a (on pin.Sender) and b (on

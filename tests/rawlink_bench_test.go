@@ -10,7 +10,7 @@ import (
 
 	"github.com/swha/swha/frame"
 	"github.com/swha/swha/l2transport"
-	"github.com/swha/swha/tests/internal/netnstest"
+	"github.com/swha/swha/internal/netnstest"
 )
 
 // benchDuration is how long one benchmark iteration sends for. Two seconds
