@@ -1,6 +1,6 @@
 // Package tests holds swha's end-to-end tests and side-by-side benchmarks. Most
 // of them build two network namespaces joined by a veth pair (see
-// tests/internal/netnstest) and so need root; without it they skip, unless
+// internal/netnstest) and so need root; without it they skip, unless
 // SWHA_REQUIRE_NETNS=1 makes that a failure.
 //
 // Run them with
