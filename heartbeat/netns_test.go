@@ -24,8 +24,9 @@ import (
 const requireEnv = "SWHA_REQUIRE_NETNS"
 
 // vethPair is two anonymous network namespaces joined by a veth pair named
-// vethName in both. It is a small twin of internal/netnstest, which
-// packages outside tests/ cannot import; the namespaces die with their handles.
+// vethName in both, a small twin of internal/netnstest written when that
+// lived under tests/ (heartbeat could not import it then); the namespaces die
+// with their handles.
 type vethPair struct {
 	a, b netns.NsHandle
 }
