@@ -292,3 +292,8 @@ func onLockedThread(fn func() (clean bool, err error)) error {
 	}()
 	return <-errc
 }
+
+// Handle is n's namespace, for code under test that takes one
+// (netlink.NewHandleAt, a package's namespace option). It stays n's: do not
+// close it.
+func (n *NS) Handle() netns.NsHandle { return n.handle }
