@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/vishvananda/netlink"
+
 	"github.com/mdlayher/packet"
 	"golang.org/x/net/bpf"
 	"golang.org/x/sys/unix"
@@ -175,6 +177,20 @@ type AFPacketLink struct {
 
 	kmu                    sync.Mutex // PACKET_STATISTICS resets on read, so readings are summed
 	kernPackets, kernDrops uint64
+	// nl asks for the interface's own counters (InterfaceStats); opened with
+	// the socket, so in the same network namespace. Under kmu.
+	nl *netlink.Handle
+}
+
+// InterfaceStats are the interface's own counters, from the kernel's link
+// statistics (what `ip -s link` shows). Beside AFPacketStats they show what
+// never reached the link: a flood of frames the kernel's filter dropped
+// (another EtherType, another frame type) counts in RxPackets and nowhere
+// in the link's counters; drops before any socket (a full device backlog,
+// a NIC out of buffers) count in RxDropped and RxMissed.
+type InterfaceStats struct {
+	RxPackets, RxBytes, RxDropped, RxErrors, RxMissed uint64
+	TxPackets, TxBytes, TxDropped, TxErrors           uint64
 }
 
 var _ Link = (*AFPacketLink)(nil)
@@ -250,6 +266,11 @@ func NewAFPacketLink(cfg AFPacketConfig) (*AFPacketLink, error) {
 		l.fixedPeer = true
 	}
 	err = l.setup(bufSize, !cfg.NoQdiscBypass)
+	if err == nil {
+		if l.nl, err = netlink.NewHandle(unix.NETLINK_ROUTE); err != nil {
+			err = fmt.Errorf("netlink: %w", err)
+		}
+	}
 	if err == nil && useRing {
 		err = l.setupRing(ifi.MTU, bufSize, filter)
 	}
@@ -260,6 +281,9 @@ func NewAFPacketLink(cfg AFPacketConfig) (*AFPacketLink, error) {
 		}
 		if l.ring != nil {
 			l.ring.close()
+		}
+		if l.nl != nil {
+			l.nl.Close()
 		}
 		return nil, err
 	}
@@ -426,6 +450,9 @@ func (l *AFPacketLink) Close() error {
 		return ErrClosed
 	}
 	err := errors.Join(l.conn.Close(), l.txFile.Close())
+	l.kmu.Lock()
+	l.nl.Close()
+	l.kmu.Unlock()
 	// Closing the socket has woken a blocked reader; wait for it to leave
 	// before the ring memory goes away under it.
 	l.rxMu.Lock()
@@ -437,6 +464,28 @@ func (l *AFPacketLink) Close() error {
 		return l.errorf("close: %w", err)
 	}
 	return nil
+}
+
+// InterfaceStats reads the interface's own counters (one netlink request).
+// It is safe to call concurrently with I/O.
+func (l *AFPacketLink) InterfaceStats() (InterfaceStats, error) {
+	l.kmu.Lock()
+	defer l.kmu.Unlock()
+	if l.closed.Load() {
+		return InterfaceStats{}, l.errorf("interface stats: %w", ErrClosed)
+	}
+	link, err := l.nl.LinkByIndex(l.ifindex)
+	if err != nil {
+		return InterfaceStats{}, l.errorf("interface stats: %w", err)
+	}
+	st := link.Attrs().Statistics
+	if st == nil {
+		return InterfaceStats{}, l.errorf("interface stats: the kernel sent none")
+	}
+	return InterfaceStats{
+		RxPackets: st.RxPackets, RxBytes: st.RxBytes, RxDropped: st.RxDropped, RxErrors: st.RxErrors, RxMissed: st.RxMissedErrors,
+		TxPackets: st.TxPackets, TxBytes: st.TxBytes, TxDropped: st.TxDropped, TxErrors: st.TxErrors,
+	}, nil
 }
 
 // Stats returns the link's counters. It is safe to call concurrently with I/O.

@@ -16,9 +16,9 @@ import (
 	"github.com/mdlayher/packet"
 
 	"github.com/swha/swha/frame"
+	"github.com/swha/swha/internal/netnstest"
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/l2transport/linktest"
-	"github.com/swha/swha/internal/netnstest"
 )
 
 var broadcast = net.HardwareAddr{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
@@ -343,5 +343,44 @@ func TestNewAFPacketLinkErrors(t *testing.T) {
 		} else {
 			t.Logf("%+v: %v", cfg, err)
 		}
+	}
+}
+
+// A flood the kernel's filter drops never reaches the link's counters; the
+// interface's own counters (InterfaceStats) show it.
+func TestAFPacketInterfaceStats(t *testing.T) {
+	p := netnstest.NewPair(t, netnstest.Config{})
+	b := openAFPacket(t, p.B, l2transport.AFPacketConfig{})
+	inject := rawSocket(t, p.A, 0x88B6)
+	before, err := b.InterfaceStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	const n = 500
+	f := ethFrame(p.B.MAC, p.A.MAC, -1, 0x88B6, dataPDU(t, 7, 200))
+	for i := range n {
+		if _, err := inject.WriteTo(f, &packet.Addr{HardwareAddr: p.B.MAC}); err != nil {
+			t.Fatalf("inject frame %d: %v", i, err)
+		}
+	}
+	// veth counts a frame as received when its peer sends it.
+	after, err := b.InterfaceStats()
+	if err != nil {
+		t.Fatal(err)
+	}
+	s := b.Stats()
+	t.Logf("interface before %+v after %+v; link %+v", before, after, s)
+	if got := after.RxPackets - before.RxPackets; got < n {
+		t.Fatalf("the interface counted %d received frames, want at least %d", got, n)
+	}
+	if got := after.RxBytes - before.RxBytes; got < n*uint64(len(f)) {
+		t.Fatalf("the interface counted %d received bytes, want at least %d", got, n*len(f))
+	}
+	if s.FramesIn != 0 || s.KernelPackets != 0 || s.Ignored != 0 {
+		t.Fatalf("the link saw the filtered flood: %+v", s)
+	}
+	b.Close()
+	if _, err := b.InterfaceStats(); !errors.Is(err, l2transport.ErrClosed) {
+		t.Fatalf("InterfaceStats on a closed link: %v, want ErrClosed", err)
 	}
 }
