@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/swha/swha/frame"
-	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/internal/netnstest"
+	"github.com/swha/swha/l2transport"
 )
 
 // authMode is one way of protecting the HA link, as a Session key ring per

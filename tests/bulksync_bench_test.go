@@ -16,9 +16,9 @@ import (
 	"time"
 
 	"github.com/swha/swha"
+	"github.com/swha/swha/internal/netnstest"
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/objstore"
-	"github.com/swha/swha/internal/netnstest"
 )
 
 // bsHop and bsRoute are a RIB as a routing daemon holds it: a route points

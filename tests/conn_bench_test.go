@@ -13,8 +13,8 @@ import (
 	"time"
 
 	"github.com/swha/swha/frame"
-	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/internal/netnstest"
+	"github.com/swha/swha/l2transport"
 )
 
 // Conn benchmarks run a Conn at each end, in one process, over AFPacketLinks

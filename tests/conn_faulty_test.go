@@ -9,9 +9,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swha/swha/internal/netnstest"
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/l2transport/linktest"
-	"github.com/swha/swha/internal/netnstest"
 )
 
 // randomMessages returns n messages of 1 B to maxLarge bytes, mostly small:

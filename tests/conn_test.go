@@ -12,9 +12,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/swha/swha/internal/netnstest"
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/l2transport/linktest"
-	"github.com/swha/swha/internal/netnstest"
 )
 
 // connOver runs the reliable Conn over two real links: n messages of mixed

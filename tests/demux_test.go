@@ -11,9 +11,9 @@ import (
 	"time"
 
 	"github.com/swha/swha/frame"
+	"github.com/swha/swha/internal/netnstest"
 	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/l2transport/linktest"
-	"github.com/swha/swha/internal/netnstest"
 )
 
 // heartbeatPDU encodes a Heartbeat frame from node whose payload is i.

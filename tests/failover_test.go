@@ -23,8 +23,8 @@ import (
 
 	"github.com/swha/swha/failover"
 	"github.com/swha/swha/heartbeat"
-	"github.com/swha/swha/l2transport/linktest"
 	"github.com/swha/swha/internal/netnstest"
+	"github.com/swha/swha/l2transport/linktest"
 )
 
 // The harness of the failover tests and benchmarks: two hanode processes

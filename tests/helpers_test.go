@@ -10,8 +10,8 @@ import (
 	"github.com/vishvananda/netlink"
 
 	"github.com/swha/swha/frame"
-	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/internal/netnstest"
+	"github.com/swha/swha/l2transport"
 )
 
 // openAFPacket opens an AFPacketLink on ns's veth end, inside ns.

@@ -13,8 +13,8 @@ import (
 	"github.com/mdlayher/packet"
 
 	"github.com/swha/swha/frame"
-	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/internal/netnstest"
+	"github.com/swha/swha/l2transport"
 )
 
 // The tests of issue #12's holes over AF_PACKET in two namespaces, each with

@@ -11,8 +11,8 @@ import (
 	"github.com/mdlayher/packet"
 
 	"github.com/swha/swha/frame"
-	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/internal/netnstest"
+	"github.com/swha/swha/l2transport"
 )
 
 // signedPDU encodes a small Data frame from node with codec c.

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/internal/netnstest"
+	"github.com/swha/swha/l2transport"
 )
 
 // linkPingPong bounces one size-byte PDU between a (on pin.Sender) and b (on

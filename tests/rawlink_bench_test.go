@@ -9,8 +9,8 @@ import (
 	"time"
 
 	"github.com/swha/swha/frame"
-	"github.com/swha/swha/l2transport"
 	"github.com/swha/swha/internal/netnstest"
+	"github.com/swha/swha/l2transport"
 )
 
 // benchDuration is how long one benchmark iteration sends for. Two seconds
