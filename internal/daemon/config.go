@@ -165,7 +165,6 @@ const (
 func Default() *Config {
 	return &Config{
 		Node:      NodeConfig{Priority: DefaultPriority, StateDir: DefaultStateDir},
-		HALink:    HALinkConfig{Auth: AuthNone},
 		Heartbeat: HeartbeatConfig{Interval: heartbeat.DefaultInterval},
 		FIB: FIBConfig{Enabled: true, Tables: []Table{TableMain}, Families: []Family{IPv4, IPv6},
 			Neighbours: true, Install: InstallWarm, Protocol: DefaultProtocol},
@@ -461,6 +460,10 @@ func (c *Config) validate() []error {
 		bad("ha_link.interface", l.Interface, "%v", err)
 	}
 	switch {
+	case l.Auth == "":
+		// No default: a link that anyone on it can speak on must be chosen,
+		// not inherited (issue 12).
+		bad("ha_link.auth", nil, "required: hmac or aead (with key_file), or none to run the HA link unauthenticated")
 	case l.Auth == AuthNone && l.KeyFile != "":
 		bad("ha_link.key_file", l.KeyFile, "set but ha_link.auth is none: set auth to hmac or aead, or remove the key file")
 	case l.Auth != AuthNone && l.KeyFile == "":

@@ -18,7 +18,7 @@ import (
 const exampleFile = "../../docs/swhad.example.yaml"
 
 // minimal is the smallest valid file: the three required keys.
-const minimal = "node: {id: 1, peer_id: 2}\nha_link: {interface: eth1}\n"
+const minimal = "node: {id: 1, peer_id: 2}\nha_link: {interface: eth1, auth: none}\n"
 
 func joined(err error) []error {
 	if u, ok := err.(interface{ Unwrap() []error }); ok {
@@ -36,7 +36,7 @@ func TestDefaults(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := Default()
-	want.Node.ID, want.Node.PeerID, want.HALink.Interface = 1, 2, "eth1"
+	want.Node.ID, want.Node.PeerID, want.HALink.Interface, want.HALink.Auth = 1, 2, "eth1", AuthNone
 	got := *c
 	got.File, got.lines, got.flagged, got.failed = "", nil, nil, nil
 	if !reflect.DeepEqual(&got, want) {
@@ -65,7 +65,7 @@ func TestEmptyFileNamesRequiredKeys(t *testing.T) {
 		paths = append(paths, ce.Path)
 	}
 	slices.Sort(paths)
-	if want := []string{"ha_link.interface", "node.id", "node.peer_id"}; !slices.Equal(paths, want) {
+	if want := []string{"ha_link.auth", "ha_link.interface", "node.id", "node.peer_id"}; !slices.Equal(paths, want) {
 		t.Fatalf("errors for %v, want %v: %v", paths, want, err)
 	}
 }
@@ -127,25 +127,27 @@ func TestBadKeysAndValues(t *testing.T) {
 			`swhad.yaml:3: heartbeat.multiplier: "four": not an integer`},
 		{"bool", minimal + "heartbeat: {real_time: yes}\n",
 			`swhad.yaml:3: heartbeat.real_time: "yes": not a boolean (true or false)`},
-		{"priority range", "node: {id: 1, peer_id: 2, priority: 256}\nha_link: {interface: eth1}\n",
+		{"priority range", "node: {id: 1, peer_id: 2, priority: 256}\nha_link: {interface: eth1, auth: none}\n",
 			`swhad.yaml:1: node.priority: "256": not an integer from 0 to 255`},
-		{"zero id", "node: {id: 0, peer_id: 2}\nha_link: {interface: eth1}\n",
+		{"zero id", "node: {id: 0, peer_id: 2}\nha_link: {interface: eth1, auth: none}\n",
 			`swhad.yaml:1: node.id: required, non-zero (each switch of the pair has its own)`},
-		{"same ids", "node:\n  id: 2\n  peer_id: 2\nha_link: {interface: eth1}\n",
+		{"same ids", "node:\n  id: 2\n  peer_id: 2\nha_link: {interface: eth1, auth: none}\n",
 			`swhad.yaml:3: node.peer_id: "2": equals node.id: the two switches need different IDs`},
-		{"relative state dir", "node: {id: 1, peer_id: 2, state_dir: var/swhad}\nha_link: {interface: eth1}\n",
+		{"relative state dir", "node: {id: 1, peer_id: 2, state_dir: var/swhad}\nha_link: {interface: eth1, auth: none}\n",
 			`swhad.yaml:1: node.state_dir: "var/swhad": want an absolute path`},
-		{"duplicate section", minimal + "ha_link: {interface: eth1}\n",
+		{"duplicate section", minimal + "ha_link: {interface: eth1, auth: none}\n",
 			`swhad.yaml:3: ha_link: duplicate key (first at line 2)`},
-		{"bad mac value", "node: {id: 1, peer_id: 2}\nha_link:\n  interface: eth1\n  peer_mac: 02:zz:00:00:00:01\n",
-			`swhad.yaml:4: ha_link.peer_mac: "02:zz:00:00:00:01": not an Ethernet MAC address (e.g. 02:00:00:00:00:02)`},
+		{"bad mac value", "node: {id: 1, peer_id: 2}\nha_link:\n  interface: eth1\n  auth: none\n  peer_mac: 02:zz:00:00:00:01\n",
+			`swhad.yaml:5: ha_link.peer_mac: "02:zz:00:00:00:01": not an Ethernet MAC address (e.g. 02:00:00:00:00:02)`},
 		{"bad auth", "node: {id: 1, peer_id: 2}\nha_link: {interface: eth1, auth: md5}\n",
 			`swhad.yaml:2: ha_link.auth: "md5": want one of none, hmac, aead`},
 		{"auth without key file", "node: {id: 1, peer_id: 2}\nha_link: {interface: eth1, auth: hmac}\n",
 			`swhad.yaml: ha_link.key_file: required with ha_link.auth hmac`},
-		{"key file without auth", "node: {id: 1, peer_id: 2}\nha_link: {interface: eth1, key_file: /etc/swhad/keys}\n",
+		{"no auth", "node: {id: 1, peer_id: 2}\nha_link: {interface: eth1}\n",
+			`swhad.yaml: ha_link.auth: required: hmac or aead (with key_file), or none to run the HA link unauthenticated`},
+		{"key file without auth", "node: {id: 1, peer_id: 2}\nha_link: {interface: eth1, auth: none, key_file: /etc/swhad/keys}\n",
 			`swhad.yaml:2: ha_link.key_file: "/etc/swhad/keys": set but ha_link.auth is none: set auth to hmac or aead, or remove the key file`},
-		{"interface name", "node: {id: 1, peer_id: 2}\nha_link: {interface: a-very-long-interface-name}\n",
+		{"interface name", "node: {id: 1, peer_id: 2}\nha_link: {interface: a-very-long-interface-name, auth: none}\n",
 			`swhad.yaml:2: ha_link.interface: "a-very-long-interface-name": not an interface name (at most 15 characters, no '/', ':' or spaces)`},
 		{"bad addrport", minimal + "heartbeat:\n  secondary: {local: 10.0.0.1, peer: 10.0.0.2:7777}\n",
 			`swhad.yaml:4: heartbeat.secondary.local: "10.0.0.1": not an IP address and port (e.g. 10.0.0.1:7777, [fd00::1]:7777)`},
