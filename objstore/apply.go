@@ -700,7 +700,9 @@ func (s *Store) applyTxns(sts []*stagedTxn) error {
 	var h recHead
 	a.objs.reset()
 	if s.arenas != nil {
+		s.mu.Lock()
 		s.flushArenaLimbo()
+		s.mu.Unlock()
 		defer s.releaseStray()
 	}
 	for _, st := range sts {

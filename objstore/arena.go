@@ -116,6 +116,13 @@ type arena struct {
 	// scanned (and protected again) by a transaction that then failed, or
 	// objects were marked stale.
 	fullNext bool
+	// redo lists the slots (arena-wide) whose page a Sync protected again
+	// while their objects had already been encoded by an earlier operation
+	// of the same transaction (a Create, an Update, another Sync): that
+	// Sync consumed the page's mark without reading the object after it,
+	// so a write between the encoding and the scan would otherwise never
+	// be sent. The next Sync diffs them whatever their pages say.
+	redo, redoSpare []int32
 }
 
 type pageRange struct {
@@ -418,9 +425,16 @@ func (s *Store) staleArena(e *entry) {
 // newObject allocates an object of type t for Apply: in t's arena if it has
 // one (falling back to the heap if the arena cannot grow, an object on the
 // heap being merely untracked).
+//
+// It takes the store's lock: Apply stages a step without it, and readers
+// (Len, DirtyTracking) look at what an allocation changes, a region's
+// growth included.
 func (s *Store) newObject(t *typeInfo) unsafe.Pointer {
 	if s.arenas != nil && t.arena {
-		if p, err := s.arenas[t.id-1].alloc(s); err == nil {
+		s.mu.Lock()
+		p, err := s.arenas[t.id-1].alloc(s)
+		s.mu.Unlock()
+		if err == nil {
 			s.applying.arenaNew = append(s.applying.arenaNew, arenaObj{t, p})
 			return p
 		}
@@ -434,9 +448,10 @@ type arenaObj struct {
 }
 
 // releaseStray frees the arena objects Apply allocated for a step that did
-// not enter the store (the step failed, or created an ID twice), and makes
-// the previous steps' deleted slots reusable.
+// not enter the store (the step failed, or created an ID twice).
 func (s *Store) releaseStray() {
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	for _, o := range s.applying.arenaNew {
 		a, r, k, ok := s.arenaOf(o.t, o.p)
 		if ok && r.owner[k] == slotHeld {
@@ -447,6 +462,8 @@ func (s *Store) releaseStray() {
 	s.applying.arenaNew = s.applying.arenaNew[:0]
 }
 
+// flushArenaLimbo makes the slots Apply freed reusable. The caller holds
+// s.mu.
 func (s *Store) flushArenaLimbo() {
 	for _, a := range s.arenas {
 		if a != nil {
@@ -456,10 +473,13 @@ func (s *Store) flushArenaLimbo() {
 }
 
 // Close releases the store's kernel dirty tracking and unmaps its arenas,
-// unless an object still lives in one (in the store, or allocated and not
-// freed): then the memory stays mapped, for pointers the application may
-// still hold, and Close fails with ErrArenaLive. A store without arena
-// types has nothing to release. The store must not be used after Close.
+// unless an object still lives in one (in the store, allocated and not
+// freed, or deleted by the last Apply of a standby, whose subscribers were
+// handed it): then the memory stays mapped, for pointers the application
+// may still hold, and Close fails with ErrArenaLive. A store without arena
+// types has nothing to release. After Close the store still answers reads
+// and commits, with Sync diffing every object; New fails once the arenas
+// are unmapped.
 func (s *Store) Close() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -470,13 +490,17 @@ func (s *Store) Close() error {
 	}
 	var busy []string
 	for _, a := range s.arenas {
-		if a == nil {
+		if a == nil || a.live == 0 {
 			continue
 		}
-		a.flushLimbo()
-		if a.live > 0 {
-			busy = append(busy, fmt.Sprintf("%d %s", a.live, a.t.name))
+		// Slots the last Apply freed are not flushed: its subscribers are
+		// handed the deleted objects and may still be reading them (a
+		// Node's subscriber may run on while the Node closes).
+		msg := fmt.Sprintf("%d %s", a.live, a.t.name)
+		if n := len(a.limbo); n > 0 {
+			msg += fmt.Sprintf(" (%d deleted by the last Apply, which its subscribers may still hold)", n)
 		}
+		busy = append(busy, msg)
 	}
 	if busy != nil {
 		return fmt.Errorf("objstore: close: %s: %w", strings.Join(busy, ", "), ErrArenaLive)
@@ -565,6 +589,14 @@ func (s *Store) syncArena(txn uint64, a *arena, g *Group) error {
 	protect := g == nil
 	run := syncRun{usedPages: a.usedPages(), full: a.fullNext || s.track == nil}
 	a.ranges = a.ranges[:0]
+	// consumed: this scan protects written pages again, so an object on
+	// them encoded earlier in this transaction goes to redo.
+	consumed := protect && s.track != nil
+	var redo []int32
+	if consumed {
+		redo, a.redo = a.redo, a.redoSpare[:0]
+		defer func() { a.redoSpare = redo[:0] }()
+	}
 	if s.track != nil {
 		// Past this many written pages the full diff is the cheaper: the
 		// scan stops there, and the rest is protected in one call each.
@@ -611,7 +643,7 @@ func (s *Store) syncArena(txn uint64, a *arena, g *Group) error {
 	if run.full {
 		for j := range a.nregs.Load() {
 			r := a.regs[j].Load()
-			if err := s.syncSlots(txn, r, 0, r.used-1, g); err != nil {
+			if err := s.syncSlots(txn, a, r, 0, r.used-1, g, consumed); err != nil {
 				return err
 			}
 		}
@@ -626,23 +658,36 @@ func (s *Store) syncArena(txn uint64, a *arena, g *Group) error {
 		if r == last && k0 <= lastK {
 			k0 = lastK + 1 // straddles the previous run
 		}
-		if err := s.syncSlots(txn, r, k0, k1, g); err != nil {
+		if err := s.syncSlots(txn, a, r, k0, k1, g, consumed); err != nil {
 			return err
 		}
 		last, lastK = r, k1
+	}
+	// After the scan, like the objects of the written pages.
+	for _, k := range redo {
+		r := a.region(k)
+		if err := s.syncSlots(txn, a, r, k-r.first, k-r.first, nil, true); err != nil {
+			return err
+		}
 	}
 	return nil
 }
 
 // syncSlots diffs the objects in slots k0 to k1 of r that are in the store
-// (and in g, if not nil).
-func (s *Store) syncSlots(txn uint64, r *arenaRegion, k0, k1 int32, g *Group) error {
+// (and in g, if not nil). consumed: their pages were just protected again,
+// so one this transaction already encoded goes to a.redo.
+func (s *Store) syncSlots(txn uint64, a *arena, r *arenaRegion, k0, k1 int32, g *Group, consumed bool) error {
 	for k := k0; k <= k1; k++ {
 		i := r.owner[k]
 		if i < 0 {
 			continue
 		}
-		if g != nil && s.ents.at(i).group != g.id {
+		e := s.ents.at(i)
+		if g != nil && e.group != g.id {
+			continue
+		}
+		if consumed && e.flags&fEncoded != 0 {
+			a.redo = append(a.redo, r.first+k)
 			continue
 		}
 		if err := s.syncEntry(txn, i); err != nil {

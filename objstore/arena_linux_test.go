@@ -2,7 +2,9 @@ package objstore
 
 import (
 	"fmt"
+	"os"
 	"slices"
+	"strings"
 	"testing"
 	"unsafe"
 
@@ -39,4 +41,33 @@ func TestArenaKernelWrite(t *testing.T) {
 		t.Fatalf("dirty pages %x", pg)
 	}
 	p.checkEqual()
+}
+
+// TestArenaNoHugePages: arena regions are excluded from transparent huge
+// pages (VmFlags "nh" in /proc/self/smaps): a huge page collapsed from
+// written pages would make its next first write mark 2 MiB at once.
+func TestArenaNoHugePages(t *testing.T) {
+	p := newArenaPair(t, Config{})
+	requireTracking(t, p.act)
+	cells := p.newCells(10)
+	addr := uintptr(unsafe.Pointer(cells[0]))
+	smaps, err := os.ReadFile("/proc/self/smaps")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var in bool
+	for _, line := range strings.Split(string(smaps), "\n") {
+		var lo, hi uintptr
+		if n, _ := fmt.Sscanf(line, "%x-%x ", &lo, &hi); n == 2 && strings.Contains(line, " ") {
+			in = addr >= lo && addr < hi
+			continue
+		}
+		if in && strings.HasPrefix(line, "VmFlags:") {
+			if !slices.Contains(strings.Fields(line)[1:], "nh") {
+				t.Fatalf("arena region's %s: no nh (MADV_NOHUGEPAGE)", line)
+			}
+			return
+		}
+	}
+	t.Fatalf("no mapping of %#x in /proc/self/smaps", addr)
 }

@@ -45,7 +45,15 @@ func arenaRegistry(t testing.TB) *Registry {
 	must(r.Register("Wide", Wide{}, InArena()))
 	must(r.Register("NextHop", NextHop{}))
 	must(r.Register("AppConfig", AppConfig{}))
+	must(r.Register("CellRef", CellRef{}))
 	return r
+}
+
+// CellRef is a heap object that points at an arena object, and into one.
+type CellRef struct {
+	Name string
+	Cell *Cell
+	Val  *uint64 `swha:",into=Cell"`
 }
 
 // arenaPair is an active store with arenas whose records feed a standby.
@@ -365,6 +373,13 @@ func TestArenaGrowFreeReuse(t *testing.T) {
 			for _, c := range append(cells[500:], reused...) {
 				p.must(tx.Delete(c))
 			}
+			p.must(tx.Commit())
+			// The standby frees what an Apply deleted from its next Apply
+			// on (TestArenaCloseKeepsLastApplysDeletes).
+			tx, err = p.act.Begin()
+			p.must(err)
+			_, err = tx.Create(&NextHop{Iface: "last"})
+			p.must(err)
 			p.must(tx.Commit())
 			if err := p.act.Close(); err != nil {
 				t.Fatalf("close of an empty store: %v", err)

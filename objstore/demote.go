@@ -76,7 +76,8 @@ func (s *Store) Demote() (DemoteReport, error) {
 		e.shadow = nil
 		// A standby knows live and static only: staleness, absence and
 		// the marks of a commit belong to what an active told its peer.
-		e.flags &= fLive | fStatic
+		// fArena stays: where the object lives is no role's business.
+		e.flags &= fLive | fStatic | fArena
 	}
 	// Promote derives the next IDs from what the store then holds.
 	s.nextID, s.nextGrp = 1, 0

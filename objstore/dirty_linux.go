@@ -233,6 +233,11 @@ func mapRegion(size uintptr) ([]byte, error) {
 	if err != nil {
 		return nil, fmt.Errorf("mmap of %d bytes: %w", size, err)
 	}
+	// No transparent huge pages: khugepaged may collapse 512 pages that
+	// are all written (so no longer write-protected) into one, whose next
+	// first write then marks 2 MiB at once, and Sync diffs 512 pages of
+	// objects for one changed. Best effort: a kernel without THP refuses.
+	_ = unix.Madvise(b, unix.MADV_NOHUGEPAGE)
 	return b, nil
 }
 

@@ -248,6 +248,9 @@ type Store struct {
 	heapBits     []uint64
 	arenaScanned bool    // the open transaction protected written pages again
 	snaps        snapBuf // copies of the arena objects being encoded
+	// beforeOp, if set (tests only), runs before a commit encodes its
+	// k-th operation: where a racing writer may strike.
+	beforeOp func(k int)
 
 	view View // what View returns
 }

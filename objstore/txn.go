@@ -423,6 +423,9 @@ func (s *Store) encodeTxn(txn uint64) error {
 	var err error
 	for k := range s.ops {
 		o := &s.ops[k]
+		if s.beforeOp != nil {
+			s.beforeOp(k)
+		}
 		switch o.kind {
 		case opCreate:
 			if s.ents.at(o.ent).flags&fPendingDelete == 0 {
