@@ -437,3 +437,22 @@ func TestLoadKeyring(t *testing.T) {
 		})
 	}
 }
+
+// Parse never panics, whatever the YAML: the decoder walks arbitrary node
+// shapes (aliases, lists where mappings belong) by reflection.
+func FuzzParse(f *testing.F) {
+	example, err := os.ReadFile(exampleFile)
+	if err != nil {
+		f.Fatal(err)
+	}
+	for _, s := range []string{string(example), minimal, "", "- a\n", "node: &a {id: *a}\n",
+		"fib: {tables: [{a: 1}]}\n", "virtual_addresses: {interface: eth2}\n", "heartbeat: [1, 2]\n"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, data string) {
+		c, err := Parse("f.yaml", []byte(data))
+		if (c == nil) == (err == nil) {
+			t.Fatalf("config %v and error %v", c, err)
+		}
+	})
+}
