@@ -71,6 +71,9 @@ type pairOpts struct {
 	maxTxnBytes int
 	sizeHint    int
 	session     l2transport.SessionConfig
+	// registry builds each node's registry (default testRegistry), e.g.
+	// arenaTestRegistry.
+	registry func(testing.TB) *objstore.Registry
 }
 
 // newTestPair starts an active and a standby node over an in-memory link,
@@ -80,9 +83,13 @@ func newTestPair(t testing.TB, o pairOpts) *testPair {
 	t.Helper()
 	la, lb := l2transport.NewMemPair(1500, o.faults, o.faults, o.seed)
 	p := &testPair{la: la, lb: lb, actCfg: &testConfig{}, sbyCfg: &testConfig{}}
+	reg := o.registry
+	if reg == nil {
+		reg = testRegistry
+	}
 	mk := func(l *l2transport.MemLink, id uint64, role Role, cfg *testConfig) *Node {
 		n, err := NewNode(Config{
-			Link: l, Registry: testRegistry(t), NodeID: id, Epoch: 1, Role: role,
+			Link: l, Registry: reg(t), NodeID: id, Epoch: 1, Role: role,
 			Mode: o.mode, Window: o.window, MaxTxnBytes: o.maxTxnBytes, SizeHint: o.sizeHint, Session: o.session,
 			Logger: testLogger(t), Statics: map[string]any{"config": cfg},
 		})

@@ -49,7 +49,7 @@ func NewNode(cfg Config) (*Node, error) {
 		}
 		cfg.Role, cfg.Epoch = Standby, epoch
 	}
-	fail := func(err error) (*Node, error) {
+	failLink := func(err error) (*Node, error) {
 		if fo != nil {
 			fo.closePaths(false)
 			if link != cfg.Link {
@@ -58,6 +58,7 @@ func NewNode(cfg Config) (*Node, error) {
 		}
 		return nil, fmt.Errorf("swha: new node: %w", err)
 	}
+	fail := failLink
 	if cfg.Session.Keyring == nil {
 		// Said once per node: a link without a key ring lets anyone on it
 		// speak as the peer (docs/WIRE.md, authentication).
@@ -92,6 +93,10 @@ func NewNode(cfg Config) (*Node, error) {
 		return fail(err)
 	}
 	n.store, n.repl = st, st
+	fail = func(err error) (*Node, error) {
+		_ = st.Close() // its arenas: nothing holds their objects yet
+		return failLink(err)
+	}
 	for name, obj := range cfg.Statics {
 		if err := st.RegisterStatic(name, obj); err != nil {
 			n.cancel()
@@ -173,6 +178,17 @@ func (n *Node) Close() error {
 			}
 			n.changed()
 		})
+		// Last: nothing of the node uses the store any more. Arenas still
+		// holding objects stay mapped (the application may still read
+		// them, and a subscriber may still run); only the kernel tracking
+		// goes.
+		if cerr := n.store.Close(); cerr != nil {
+			if errors.Is(cerr, objstore.ErrArenaLive) {
+				n.log.Debug("arenas left mapped at close", "err", cerr)
+			} else {
+				err = errors.Join(err, fmt.Errorf("swha: close: %w", cerr))
+			}
+		}
 	})
 	return err
 }
