@@ -12,12 +12,10 @@ import (
 // sockets the node holds, nor the detector's timers, which both switches
 // must agree on:
 //   - log.level, log.format: a new slog handler;
-//   - fib.install: warm starts installing the mirror now, promotion stops
-//     (routes already installed stay: removing them would gain nothing);
 //   - virtual_addresses: the active adds and announces the new ones and
 //     removes the dropped ones;
 //   - metrics.listen: the HTTP listener is cheap to reopen.
-var LiveKeys = []string{"log.level", "log.format", "fib.install", "virtual_addresses", "metrics.listen"}
+var LiveKeys = []string{"log.level", "log.format", "virtual_addresses", "metrics.listen"}
 
 // Reload compares the running configuration with a new one and returns
 // the changed key paths that apply live and those that need a restart,
